@@ -1,0 +1,21 @@
+"""Hash functions: Ethereum's Keccak-256 and SHA-256."""
+
+from __future__ import annotations
+
+from Crypto.Hash import keccak as _keccak
+from cryptography.hazmat.primitives import hashes
+
+
+def keccak256(*parts: bytes) -> bytes:
+    """Keccak-256 with the original Keccak padding (Ethereum), not FIPS-202 SHA3-256."""
+    h = _keccak.new(digest_bits=256)
+    for part in parts:
+        h.update(part)
+    return bytes(h.digest())
+
+
+def sha256(*parts: bytes) -> bytes:
+    h = hashes.Hash(hashes.SHA256())
+    for part in parts:
+        h.update(part)
+    return h.finalize()

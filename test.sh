@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Runs the whole test suite: lint, types, then pytest inside a private D-Bus session with an unlocked
+# gnome-keyring (a real Secret Service for the keyring tests). Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")"
+export QT_QPA_PLATFORM=offscreen
+.venv/bin/ruff check .
+.venv/bin/mypy
+exec dbus-run-session -- sh -c '
+  printf sottovoce-test | gnome-keyring-daemon --unlock --components=secrets >/dev/null
+  exec .venv/bin/python -m pytest "$@"' sh "$@"
