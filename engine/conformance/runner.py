@@ -39,10 +39,10 @@ class FileResult:
 
 def checkers() -> dict[str, Checker]:
     """Every known case type, gathered from the family modules."""
-    from . import application_cases, encryption_cases, identity_cases
+    from . import application_cases, encryption_cases, identity_cases, waku_cases
 
     table: dict[str, Checker] = {}
-    for module in (encryption_cases, identity_cases, application_cases):
+    for module in (encryption_cases, identity_cases, application_cases, waku_cases):
         table.update(module.CHECKERS)
     return table
 
