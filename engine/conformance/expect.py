@@ -15,11 +15,14 @@ def unhex(value: str) -> bytes:
     return bytes.fromhex(value.removeprefix("0x"))
 
 
+def _show(value: Any) -> str:
+    return value.hex() if isinstance(value, bytes | bytearray) else repr(value)
+
+
 def equal(what: str, got: Any, expected: Any) -> None:
     """Raise a CaseFailure naming ``what`` unless the values are equal (bytes shown as hex)."""
     if got != expected:
-        show = (lambda v: v.hex() if isinstance(v, bytes | bytearray) else repr(v))
-        raise CaseFailure(f"{what}: got {show(got)[:120]}, expected {show(expected)[:120]}")
+        raise CaseFailure(f"{what}: got {_show(got)[:120]}, expected {_show(expected)[:120]}")
 
 
 def rejects(what: str, error_class: str | None, action: Callable[[], T]) -> SottovoceError:

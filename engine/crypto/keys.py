@@ -76,6 +76,7 @@ def ecdh(private: bytes, public: bytes) -> bytes:
     """
     point = parse_public_key(public)
     try:
-        return point.multiply(private).format(compressed=True)[1:]
+        shared: bytes = point.multiply(private).format(compressed=True)[1:]
+        return shared
     except ValueError as exc:
         raise InvalidPrivateKey() from exc

@@ -1,0 +1,225 @@
+"""The encryption layer's state for one installation, as plain data (spec §3, §7, §8, §9.1).
+
+status-go keeps these as SQL tables; here they are dictionaries of small records that the engine persists.
+Every mutation goes through a method of :class:`ProtocolState` that records what changed in ``dirty``, so the
+engine can write exactly those records in the transaction that commits the message.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from ..crypto.keys import KeyPair
+from .ratchet import RatchetState
+
+BUNDLE_REFRESH_NS = 86_400_000 * 10**6
+"""Own signed prekeys rotate after 24 h."""
+MAX_ACTIVE_INSTALLATIONS = 3
+"""Per identity, messages are encrypted to at most this many installations (newest first)."""
+
+PeerKey = tuple[bytes, str]
+"""``(compressed identity key, installation id)``."""
+SessionKey = tuple[bytes, bytes, str]
+"""``(bundle id = responder's SPK, compressed peer identity, peer installation id)``."""
+
+
+class Table(StrEnum):
+    """The kinds of records the engine persists."""
+
+    OWN_PREKEYS = "own_prekeys"
+    PEER_PREKEYS = "peer_prekeys"
+    INSTALLATIONS = "installations"
+    SESSIONS = "sessions"
+    SECRETS = "secrets"
+
+
+@dataclass(slots=True)
+class OwnPrekey:
+    """One of this installation's signed prekeys; private keys are never deleted (late X3DH messages)."""
+
+    key: KeyPair
+    version: int
+    created_ns: int
+    expired: bool = False
+
+
+@dataclass(slots=True)
+class PeerPrekey:
+    """A signed prekey learned from a verified bundle."""
+
+    public: bytes
+    version: int
+    timestamp: int
+    expired: bool = False
+
+
+@dataclass(slots=True)
+class Installation:
+    """An installation of some identity (a contact's or one of our own siblings)."""
+
+    identity: bytes
+    installation_id: str
+    protocol_version: int
+    enabled: bool
+    timestamp: int
+
+
+@dataclass(slots=True, eq=False)
+class Session:
+    """An X3DH result plus its Double Ratchet state.
+
+    ``pending_ephemeral`` is our ``C(EK_A)`` while we initiated and have not yet received a ratchet message on
+    this session; ``peer_ephemeral`` is the initiator's ``C(EK_A)`` when we are the responder.
+    """
+
+    bundle_id: bytes
+    peer_identity: bytes
+    peer_installation: str
+    shared_key: bytes
+    initiator: bool
+    ratchet: RatchetState
+    created: int
+    pending_ephemeral: bytes | None = None
+    peer_ephemeral: bytes | None = None
+
+    @property
+    def key(self) -> SessionKey:
+        return (self.bundle_id, self.peer_identity, self.peer_installation)
+
+
+@dataclass
+class ProtocolState:
+    """Everything the encryption layer knows, for one installation of one identity."""
+
+    identity: KeyPair
+    installation_id: str
+    own_prekeys: list[OwnPrekey] = field(default_factory=list)
+    peer_prekeys: dict[PeerKey, list[PeerPrekey]] = field(default_factory=dict)
+    installations: dict[PeerKey, Installation] = field(default_factory=dict)
+    sessions: dict[SessionKey, Session] = field(default_factory=dict)
+    shared_secrets: dict[bytes, bytes] = field(default_factory=dict)
+    agreed_installations: dict[bytes, set[str]] = field(default_factory=dict)
+    session_counter: int = 0
+    dirty: set[tuple[Table, object]] = field(default_factory=set)
+
+    # --- own signed prekeys -----------------------------------------------------------------------------
+
+    def current_prekey(self) -> OwnPrekey | None:
+        """The newest non-expired own SPK."""
+        for prekey in reversed(self.own_prekeys):
+            if not prekey.expired:
+                return prekey
+        return None
+
+    def own_prekey_by_public(self, public: bytes) -> OwnPrekey | None:
+        """Any own SPK (expired ones included) with this public key."""
+        for prekey in self.own_prekeys:
+            if prekey.key.public == public:
+                return prekey
+        return None
+
+    def add_own_prekey(self, key: KeyPair, now_ns: int) -> OwnPrekey:
+        """Expire every own SPK and add ``key`` with the next version."""
+        for prekey in self.own_prekeys:
+            prekey.expired = True
+        version = 1 + max((p.version for p in self.own_prekeys), default=0)
+        prekey = OwnPrekey(key, version, now_ns)
+        self.own_prekeys.append(prekey)
+        self.dirty.add((Table.OWN_PREKEYS, None))
+        return prekey
+
+    # --- peers' signed prekeys --------------------------------------------------------------------------
+
+    def learn_prekey(self, identity: bytes, installation_id: str, public: bytes, version: int,
+                     timestamp: int) -> None:
+        """Record an SPK from a verified bundle and expire older versions (spec §3.6, verified first)."""
+        rows = self.peer_prekeys.setdefault((identity, installation_id), [])
+        if not any(row.public == public for row in rows):
+            rows.append(PeerPrekey(public, version, timestamp))
+        for row in rows:
+            if row.version < version and not row.expired:
+                row.expired = True
+        self.dirty.add((Table.PEER_PREKEYS, (identity, installation_id)))
+
+    def peer_prekey(self, identity: bytes, installation_id: str) -> PeerPrekey | None:
+        """The newest non-expired SPK of a peer installation (status-go's lowest-version quirk not copied)."""
+        rows = [r for r in self.peer_prekeys.get((identity, installation_id), ()) if not r.expired]
+        return max(rows, key=lambda r: r.version) if rows else None
+
+    def peer_prekey_expired(self, identity: bytes, installation_id: str, public: bytes) -> bool:
+        for row in self.peer_prekeys.get((identity, installation_id), ()):
+            if row.public == public:
+                return row.expired
+        return True
+
+    # --- installations ----------------------------------------------------------------------------------
+
+    def learn_installation(self, identity: bytes, installation_id: str, protocol_version: int,
+                           timestamp: int) -> bool:
+        """Add or refresh an installation seen in a verified bundle; True when it is new (spec §8.2)."""
+        key = (identity, installation_id)
+        known = self.installations.get(key)
+        if known is None:
+            enabled = identity != self.identity.public  # own siblings start disabled until paired
+            self.installations[key] = Installation(identity, installation_id, protocol_version, enabled,
+                                                   timestamp)
+            self.dirty.add((Table.INSTALLATIONS, key))
+            return True
+        if known.timestamp < timestamp:
+            known.timestamp = timestamp
+            known.protocol_version = max(known.protocol_version, protocol_version)
+            self.dirty.add((Table.INSTALLATIONS, key))
+        return False
+
+    def set_installation_enabled(self, identity: bytes, installation_id: str, enabled: bool) -> None:
+        installation = self.installations[(identity, installation_id)]
+        installation.enabled = enabled
+        self.dirty.add((Table.INSTALLATIONS, (identity, installation_id)))
+
+    def active_installations(self, identity: bytes) -> list[Installation]:
+        """Enabled installations of ``identity`` other than this one, newest first, at most three."""
+        found = [i for i in self.installations.values()
+                 if i.identity == identity and i.enabled and i.installation_id != self.installation_id]
+        found.sort(key=lambda i: i.timestamp, reverse=True)
+        return found[:MAX_ACTIVE_INSTALLATIONS]
+
+    # --- sessions ---------------------------------------------------------------------------------------
+
+    def usable_session(self, identity: bytes, installation_id: str) -> Session | None:
+        """The session to send on: the oldest whose bundle id is not expired (spec §7.2-7.3)."""
+        best: Session | None = None
+        for session in self.sessions.values():
+            if session.peer_identity != identity or session.peer_installation != installation_id:
+                continue
+            if session.initiator:
+                if self.peer_prekey_expired(identity, installation_id, session.bundle_id):
+                    continue
+            else:
+                own = self.own_prekey_by_public(session.bundle_id)
+                if own is None or own.expired:
+                    continue
+            if best is None or session.created < best.created:
+                best = session
+        return best
+
+    def put_session(self, session: Session) -> None:
+        self.sessions[session.key] = session
+        self.dirty.add((Table.SESSIONS, session.key))
+
+    def next_session_number(self) -> int:
+        self.session_counter += 1
+        return self.session_counter
+
+    def touch_session(self, session: Session) -> None:
+        self.dirty.add((Table.SESSIONS, session.key))
+
+    # --- negotiated secrets -----------------------------------------------------------------------------
+
+    def agree(self, identity: bytes, secret: bytes, installation_id: str) -> None:
+        """Store the negotiated secret with ``identity`` (first one wins) and mark an installation agreed."""
+        self.shared_secrets.setdefault(identity, secret)
+        agreed = self.agreed_installations.setdefault(identity, set())
+        if installation_id not in agreed:
+            agreed.add(installation_id)
+            self.dirty.add((Table.SECRETS, identity))
