@@ -2,43 +2,52 @@
 
 from __future__ import annotations
 
-import hmac as _constant_time
-
-from cryptography.exceptions import InvalidTag
+from cryptography.exceptions import InvalidSignature, InvalidTag
+from cryptography.hazmat.primitives import hashes, hmac
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from ..errors import DecryptionFailed
-from .kdf import hmac_sha256, message_key_material
+from .kdf import MESSAGE_KEY_INFO, ZERO_SALT
 
 DR_IV_LEN = 16
 DR_MAC_LEN = 32
 DR_MIN_PAYLOAD = DR_IV_LEN + DR_MAC_LEN
 GCM_NONCE_LEN = 12
 GCM_TAG_LEN = 16
+_SHA256 = hashes.SHA256()
 
 
 def _aes_ctr(key: bytes, iv: bytes, data: bytes) -> bytes:
-    ctx = Cipher(algorithms.AES(key), modes.CTR(iv)).encryptor()
-    return ctx.update(data) + ctx.finalize()
+    # CTR is a stream mode: update() returns every byte and finalize() would add nothing.
+    return Cipher(algorithms.AES(key), modes.CTR(iv)).encryptor().update(data)
 
 
 def dr_encrypt(message_key: bytes, plaintext: bytes, associated_data: bytes) -> bytes:
     """EthereumCrypto.Encrypt: ``IV ‖ AES-256-CTR(EK, IV, P) ‖ HMAC(AK, AD ‖ IV ‖ C)``; IV derived from MK."""
-    enc_key, auth_key, iv = message_key_material(message_key)
-    body = iv + _aes_ctr(enc_key, iv, plaintext)
-    return body + hmac_sha256(auth_key, associated_data + body)
+    okm = HKDF(_SHA256, 80, ZERO_SALT, MESSAGE_KEY_INFO).derive(message_key)
+    iv = okm[64:]
+    body = iv + _aes_ctr(okm[:32], iv, plaintext)
+    mac = hmac.HMAC(okm[32:64], _SHA256)
+    mac.update(associated_data)
+    mac.update(body)
+    return body + mac.finalize()
 
 
 def dr_decrypt(message_key: bytes, payload: bytes, associated_data: bytes) -> bytes:
     """EthereumCrypto.Decrypt, with the length check status-go lacks (payloads under 48 bytes are rejected)."""
     if len(payload) < DR_MIN_PAYLOAD:
         raise DecryptionFailed("message too short to be a ratchet payload")
-    enc_key, auth_key, _ = message_key_material(message_key)
-    body, tag = payload[:-DR_MAC_LEN], payload[-DR_MAC_LEN:]
-    if not _constant_time.compare_digest(hmac_sha256(auth_key, associated_data + body), tag):
-        raise DecryptionFailed()
-    return _aes_ctr(enc_key, body[:DR_IV_LEN], body[DR_IV_LEN:])
+    okm = HKDF(_SHA256, 80, ZERO_SALT, MESSAGE_KEY_INFO).derive(message_key)
+    mac = hmac.HMAC(okm[32:64], _SHA256)
+    mac.update(associated_data)
+    mac.update(payload[:-DR_MAC_LEN])
+    try:
+        mac.verify(payload[-DR_MAC_LEN:])  # constant-time comparison
+    except InvalidSignature as exc:
+        raise DecryptionFailed("invalid signature") from exc
+    return _aes_ctr(okm[:32], payload[:DR_IV_LEN], payload[DR_IV_LEN:-DR_MAC_LEN])
 
 
 def gcm_encrypt(key: bytes, plaintext: bytes, nonce: bytes) -> bytes:

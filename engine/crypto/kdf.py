@@ -41,12 +41,6 @@ def kdf_ck(chain_key: bytes) -> tuple[bytes, bytes]:
     return mac.finalize(), mac2.finalize()
 
 
-def message_key_material(message_key: bytes) -> tuple[bytes, bytes, bytes]:
-    """Expand a message key into ``(encryption key, authentication key, IV)``."""
-    out = HKDF(_SHA256, 80, ZERO_SALT, MESSAGE_KEY_INFO).derive(message_key)
-    return out[:32], out[32:64], out[64:]
-
-
 def topic_symmetric_key(name: str) -> bytes:
     """status-go's topic password to key: PBKDF2-HMAC-SHA256, empty salt, 65356 iterations, 32 bytes."""
     return PBKDF2HMAC(_SHA256, 32, b"", TOPIC_PBKDF2_ITERATIONS).derive(name.encode())

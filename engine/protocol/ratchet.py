@@ -102,7 +102,8 @@ class RatchetState:
             chain, received = _skip(staged, remote, chain, received, header.pn)
             root, chain, _ = kdf_rk(root, ecdh(self.sending_key.private, header.key))
             remote, received = header.key, 0
-        chain, received = _skip(staged, remote, chain, received, header.n)
+        if header.n != received:  # the next message in order needs no skipping
+            chain, received = _skip(staged, remote, chain, received, header.n)
         chain, message_key = kdf_ck(chain)
         plaintext = dr_decrypt(message_key, payload, header.associated_data())
 
@@ -119,7 +120,8 @@ class RatchetState:
             seq += 1
         skipped[slot] = (message_key, seq)
         self.keys_count = seq + 1
-        self._prune()
+        if len(skipped) > MAX_MESSAGE_KEYS_PER_SESSION or self.keys_count > MAX_KEEP:
+            self._prune()
         if confirm:
             skipped.pop(slot, None)
         return plaintext
