@@ -1,0 +1,375 @@
+"""One SQLCipher database file: keying, pragmas, migrations, transactions, and typed errors.
+
+The file is encrypted with a raw 256-bit key (``PRAGMA key = "x'…'"``, no SQLCipher PBKDF), runs in WAL mode
+with ``foreign_keys``, ``secure_delete`` and in-memory temporary storage, and logs nothing: SQLCipher's own
+log is switched off before the key is given. Every failure of the ``sqlcipher3`` driver or of the file system
+surfaces as a :class:`~engine.store.errors.StoreError`.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol, cast
+from urllib.parse import quote
+
+import sqlcipher3  # type: ignore[import-untyped]
+
+from engine.store import errors
+from engine.store.migrations import MIGRATIONS, Migration, check_migrations
+
+KEY_LENGTH = 32
+BUSY_TIMEOUT_MS = 5000
+FILE_MODE = 0o600
+SIDE_SUFFIXES = ("-wal", "-shm", "-journal")
+
+SqlValue = int | float | str | bytes | None
+Params = Sequence[SqlValue] | Mapping[str, SqlValue]
+Row = tuple[Any, ...]
+
+
+class _Cursor(Protocol):
+    rowcount: int
+    lastrowid: int | None
+
+    def fetchall(self) -> list[Row]: ...
+
+    def fetchone(self) -> Row | None: ...
+
+
+class _Connection(Protocol):
+    """The part of a ``sqlcipher3`` connection this module uses (the driver has no type hints)."""
+
+    in_transaction: bool
+
+    def execute(self, sql: str, parameters: Params = ..., /) -> _Cursor: ...
+
+    def executemany(self, sql: str, parameters: Iterator[Params] | Sequence[Params], /) -> _Cursor: ...
+
+    def close(self) -> None: ...
+
+
+# --- error mapping ----------------------------------------------------------------------------------------------
+
+_SQLITE_PERM, _SQLITE_BUSY, _SQLITE_LOCKED, _SQLITE_READONLY = 3, 5, 6, 8
+_SQLITE_IOERR, _SQLITE_CORRUPT, _SQLITE_FULL, _SQLITE_CANTOPEN = 10, 11, 13, 14
+_SQLITE_CONSTRAINT, _SQLITE_AUTH, _SQLITE_NOTADB = 19, 23, 26
+
+_BY_SQLITE_CODE: dict[int, type[errors.StoreError]] = {
+    _SQLITE_NOTADB: errors.NotADatabase,
+    _SQLITE_CORRUPT: errors.DatabaseCorrupt,
+    _SQLITE_FULL: errors.DiskFull,
+    _SQLITE_READONLY: errors.ProfileNotWritable,
+    _SQLITE_PERM: errors.ProfileNotWritable,
+    _SQLITE_AUTH: errors.ProfileNotWritable,
+    _SQLITE_CANTOPEN: errors.ProfileNotWritable,
+    _SQLITE_BUSY: errors.DatabaseBusy,
+    _SQLITE_LOCKED: errors.DatabaseBusy,
+    _SQLITE_IOERR: errors.DatabaseIOError,
+    _SQLITE_CONSTRAINT: errors.ConstraintViolation,
+}
+
+_BY_ERRNO: dict[int, type[errors.StoreError]] = {
+    errno.ENOSPC: errors.DiskFull,
+    errno.EDQUOT: errors.DiskFull,
+    errno.EACCES: errors.ProfileNotWritable,
+    errno.EPERM: errors.ProfileNotWritable,
+    errno.EROFS: errors.ProfileNotWritable,
+}
+
+
+def translate_error(exc: BaseException) -> errors.StoreError | None:
+    """The typed error for a ``sqlcipher3`` or ``OSError`` exception; ``None`` for anything else."""
+    if isinstance(exc, errors.StoreError):
+        return exc
+    if isinstance(exc, sqlcipher3.Error):
+        code = getattr(exc, "sqlite_errorcode", None)
+        cls = _BY_SQLITE_CODE.get(code & 0xFF) if isinstance(code, int) else None
+        if cls is errors.ConstraintViolation:
+            return errors.ConstraintViolation(f"constraint failed: {exc}")
+        if cls is not None:
+            return cls()
+        return errors.StoreError(f"database error: {exc}")
+    if isinstance(exc, OSError):
+        cls = _BY_ERRNO.get(exc.errno or 0)
+        if cls is not None:
+            return cls()
+        return errors.DatabaseIOError(f"disk error: {exc.strerror or exc}")
+    return None
+
+
+@contextmanager
+def mapped_errors() -> Iterator[None]:
+    """Re-raise driver and file-system exceptions as typed store errors (the original as ``__cause__``)."""
+    try:
+        yield
+    except (sqlcipher3.Error, OSError) as exc:
+        typed = translate_error(exc)
+        if typed is None or typed is exc:
+            raise
+        raise typed from exc
+
+
+# --- statements and transactions --------------------------------------------------------------------------------
+
+
+def split_statements(script: str) -> list[str]:
+    """Split SQL text into complete statements (``;`` inside strings or trigger bodies is kept)."""
+    statements: list[str] = []
+    current = ""
+    for piece in script.split(";"):
+        current += piece + ";"
+        if sqlcipher3.complete_statement(current):
+            if current.strip(" \t\r\n;"):
+                statements.append(current.strip())
+            current = ""
+    if current.strip(" \t\r\n;"):
+        raise ValueError(f"incomplete SQL statement: {current.strip()[:60]!r}")
+    return statements
+
+
+@dataclass(frozen=True)
+class ExecResult:
+    rowcount: int
+    lastrowid: int | None
+
+
+class Transaction:
+    """Runs statements inside one ``BEGIN IMMEDIATE … COMMIT`` block; unusable once the block ends."""
+
+    def __init__(self, connection: _Connection) -> None:
+        self._connection: _Connection | None = connection
+
+    def _live(self) -> _Connection:
+        if self._connection is None:
+            raise RuntimeError("the transaction has ended")
+        return self._connection
+
+    def execute(self, sql: str, params: Params = ()) -> ExecResult:
+        with mapped_errors():
+            cursor = self._live().execute(sql, params)
+            return ExecResult(cursor.rowcount, cursor.lastrowid)
+
+    def executemany(self, sql: str, rows: Sequence[Params]) -> int:
+        """Run ``sql`` once per parameter row; returns the total row count."""
+        with mapped_errors():
+            return self._live().executemany(sql, rows).rowcount
+
+    def executescript(self, script: str) -> None:
+        """Run several ``;``-separated statements inside this transaction (no implicit COMMIT)."""
+        for statement in split_statements(script):
+            self.execute(statement)
+
+    def query(self, sql: str, params: Params = ()) -> list[Row]:
+        with mapped_errors():
+            return self._live().execute(sql, params).fetchall()
+
+    def query_one(self, sql: str, params: Params = ()) -> Row | None:
+        with mapped_errors():
+            return self._live().execute(sql, params).fetchone()
+
+    def _end(self) -> None:
+        self._connection = None
+
+
+# --- the database -----------------------------------------------------------------------------------------------
+
+
+def side_files(path: Path) -> list[Path]:
+    """The WAL, shared-memory and rollback-journal files SQLite may keep next to ``path``."""
+    return [path.with_name(path.name + suffix) for suffix in SIDE_SUFFIXES]
+
+
+def remove_database_files(path: Path) -> None:
+    """Delete a database file and its side files, ignoring the ones that do not exist."""
+    for candidate in [path, *side_files(path)]:
+        with suppress(FileNotFoundError):
+            candidate.unlink()
+
+
+class Database:
+    """An open, keyed and migrated SQLCipher database. Use :meth:`open`; close it (or use ``with``)."""
+
+    def __init__(self, connection: _Connection, path: Path) -> None:
+        self._connection: _Connection | None = connection
+        self._transaction: Transaction | None = None
+        self.path = path
+
+    @classmethod
+    def open(
+        cls,
+        path: Path,
+        key: bytes,
+        *,
+        create: bool = False,
+        migrations: Sequence[Migration] = MIGRATIONS,
+    ) -> Database:
+        """Open (or with ``create`` make) the database at ``path`` with a raw 32-byte key and migrate it.
+
+        A create that fails removes the files it made; an open that fails writes nothing.
+        """
+        if len(key) != KEY_LENGTH:
+            raise ValueError("the database key must be 32 bytes")
+        check_migrations(list(migrations))
+        if create:
+            with mapped_errors():
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+                # SQLite gives the -wal and -shm files the mode of the database file, so 0600 covers them.
+                try:
+                    os.fchmod(fd, FILE_MODE)
+                finally:
+                    os.close(fd)
+        elif not path.is_file():
+            raise errors.ProfileNotFound(f"no message database at {path}")
+        try:
+            connection = _connect(path, key)
+        except BaseException:
+            if create:
+                remove_database_files(path)
+            raise
+        database = cls(connection, path)
+        try:
+            database._migrate(migrations)
+        except BaseException:
+            database.close()
+            if create:
+                remove_database_files(path)
+            raise
+        return database
+
+    # -- queries
+
+    @contextmanager
+    def transaction(self) -> Iterator[Transaction]:
+        """``BEGIN IMMEDIATE`` … ``COMMIT``; any exception (including a failed commit) rolls everything back."""
+        connection = self._live()
+        if self._transaction is not None:
+            raise RuntimeError("transactions do not nest")
+        with mapped_errors():
+            connection.execute("BEGIN IMMEDIATE")
+        transaction = Transaction(connection)
+        self._transaction = transaction
+        try:
+            yield transaction
+            with mapped_errors():
+                connection.execute("COMMIT")
+        except BaseException:
+            if connection.in_transaction:
+                with suppress(sqlcipher3.Error):
+                    connection.execute("ROLLBACK")
+            raise
+        finally:
+            transaction._end()
+            self._transaction = None
+
+    def query(self, sql: str, params: Params = ()) -> list[Row]:
+        """Read outside a transaction (inside one, use the :class:`Transaction`)."""
+        with mapped_errors():
+            return self._live().execute(sql, params).fetchall()
+
+    def query_one(self, sql: str, params: Params = ()) -> Row | None:
+        with mapped_errors():
+            return self._live().execute(sql, params).fetchone()
+
+    @property
+    def schema_version(self) -> int:
+        return _schema_version(self._live())
+
+    def check_integrity(self, *, quick: bool = True) -> None:
+        """Run SQLite's ``quick_check`` (or the full ``integrity_check``); raise ``DatabaseCorrupt`` on damage."""
+        rows = self.query("PRAGMA quick_check" if quick else "PRAGMA integrity_check")
+        if [tuple(row) for row in rows] != [("ok",)]:
+            raise errors.DatabaseCorrupt()
+
+    # -- lifetime
+
+    def close(self) -> None:
+        """Close the connection (SQLite checkpoints and removes the WAL files); closing twice is harmless."""
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            with mapped_errors():
+                connection.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._connection is None
+
+    def __enter__(self) -> Database:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _live(self) -> _Connection:
+        if self._connection is None:
+            raise RuntimeError("the database is closed")
+        return self._connection
+
+    def _migrate(self, migrations: Sequence[Migration]) -> None:
+        current = self.schema_version
+        known = len(migrations)
+        if current > known:
+            raise errors.SchemaTooNew(
+                f"this profile's database is at schema version {current}, this Sottovoce knows up to {known}: "
+                "update the application to open it"
+            )
+        for migration in migrations[current:]:
+            with self.transaction() as tx:
+                tx.execute(_SCHEMA_VERSION_TABLE)
+                tx.executescript(migration.sql)
+                tx.execute(
+                    "INSERT INTO schema_version (version, name, applied_at) VALUES (?, ?, ?)",
+                    (migration.version, migration.name, int(time.time())),
+                )
+
+
+_SCHEMA_VERSION_TABLE = """
+CREATE TABLE IF NOT EXISTS schema_version (
+    version    INTEGER PRIMARY KEY NOT NULL,
+    name       TEXT NOT NULL,
+    applied_at INTEGER NOT NULL
+)
+"""
+
+
+def _schema_version(connection: _Connection) -> int:
+    with mapped_errors():
+        exists = connection.execute(
+            "SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'schema_version'"
+        ).fetchone()
+        if exists is None:
+            return 0
+        row = connection.execute("SELECT max(version) FROM schema_version").fetchone()
+    return int(row[0]) if row is not None and row[0] is not None else 0
+
+
+def _connect(path: Path, key: bytes) -> _Connection:
+    """Open ``path`` read-write (never creating it), key it, prove the key on a first read, set the pragmas."""
+    with mapped_errors():
+        uri = "file:" + quote(str(path.resolve())) + "?mode=rw"
+        connection = cast(_Connection, sqlcipher3.connect(uri, uri=True, isolation_level=None))
+    try:
+        with mapped_errors():
+            # Process-wide in SQLCipher, but cheap; must precede the key so a wrong key is not logged.
+            connection.execute("PRAGMA cipher_log_level = NONE")
+            connection.execute(f"PRAGMA key = \"x'{key.hex()}'\"")
+            connection.execute("SELECT count(*) FROM sqlite_schema").fetchone()
+            # Per-connection settings first: nothing below writes except journal_mode on a new file.
+            connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            connection.execute("PRAGMA foreign_keys = ON")
+            connection.execute("PRAGMA secure_delete = ON")
+            connection.execute("PRAGMA temp_store = MEMORY")
+            connection.execute("PRAGMA synchronous = FULL")
+            mode = connection.execute("PRAGMA journal_mode = WAL").fetchone()
+        if mode is None or str(mode[0]).lower() != "wal":
+            raise errors.StoreError(f"the database cannot use WAL mode (got {mode!r})")
+    except BaseException:
+        with suppress(sqlcipher3.Error):
+            connection.close()
+        raise
+    return connection
