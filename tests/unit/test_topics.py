@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import json
+from pathlib import Path
 
 import pytest
 
+from engine.conformance.runner import run_cases
+from engine.conformance.waku_cases import CHECKERS
 from engine.crypto.hashing import keccak256
 from engine.crypto.keys import KeyPair, uncompress
 from engine.errors import InvalidPublicKey, SottovoceError
@@ -131,3 +135,14 @@ def test_invalid_public_keys_are_typed_errors(bad: bytes) -> None:
             fn(bad)
     with pytest.raises(SottovoceError):
         topics.negotiated_secret(IK_A.private, bad)
+
+
+VECTORS = Path("/work/shared/vectors/status-go/status-go-vectors.json")
+
+
+@pytest.mark.skipif(not VECTORS.exists(), reason="shared status-go vectors not available")
+def test_status_go_topic_vectors_pass() -> None:
+    cases = [c for c in json.loads(VECTORS.read_text())["cases"] if c["type"] == "topics"]
+    assert cases
+    failures = [r for r in run_cases(cases, CHECKERS) if not r.ok]
+    assert failures == []

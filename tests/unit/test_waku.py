@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import random
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from engine.conformance.runner import run_cases
+from engine.conformance.waku_cases import CHECKERS
 from engine.crypto.hashing import keccak256, sha256
 from engine.crypto.keys import CURVE_ORDER, KeyPair, uncompress
 from engine.crypto.signatures import sign
@@ -517,3 +521,16 @@ def test_malformed_message_bytes() -> None:
     for data in (b"\x0a\x05ab", b"\x12\x01\xff", b"\xff"):
         with pytest.raises(MalformedMessage):
             WakuMessage.from_bytes(data)
+
+
+# --- status-go vectors ------------------------------------------------------------------------------------
+
+APP_VECTORS = Path("/work/shared/vectors/status-go/status-go-app-vectors.json")
+
+
+@pytest.mark.skipif(not APP_VECTORS.exists(), reason="shared status-go vectors not available")
+def test_status_go_waku_vectors_pass() -> None:
+    cases = [c for c in json.loads(APP_VECTORS.read_text())["cases"] if c["type"] in CHECKERS]
+    assert {c["type"] for c in cases} == {"waku_payload", "waku_message"}
+    failures = [r for r in run_cases(cases, CHECKERS) if not r.ok]
+    assert failures == []
