@@ -127,7 +127,7 @@ def check_mnemonic_chatkey(case: Case) -> None:
         elif name == "chat_path":
             equal("chat key path", derivation.CHAT_KEY_PATH, value)
         elif name == "chat_address_case_insensitive":
-            _equal_ci("chat address", identity.address, value)
+            _equal_ci("chat address", identity.chat_address, value)
         elif name == "chat_public_key_prefix_case_insensitive":
             _prefix_ci("chat public key", identity.public_key_hex, value)
         elif name == "alias":

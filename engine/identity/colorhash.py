@@ -45,3 +45,12 @@ def color_hash(public_key: PublicKeyInput) -> ColorHash:
     """
     raw = public_key_from_int_text(public_key) if isinstance(public_key, str) else public_key_bytes(public_key)
     return to_color_hash(key_slices(compress(raw)).color, COLOR_HASH_UNITS, COLOR_HASH_COLORS)
+
+
+def color_id(public_key: PublicKeyInput) -> int:
+    """status-go's older ``colorId`` (0..10): the whole uncompressed key as one number, modulo 11.
+
+    Unrelated to the colour hash and to the customisation colour; stored on multi-account records.
+    """
+    raw = public_key_from_int_text(public_key) if isinstance(public_key, str) else public_key_bytes(public_key)
+    return int.from_bytes(raw, "big") % 11

@@ -24,7 +24,10 @@ class Identity:
 
     chat_key: KeyPair
     key_uid: str = field(repr=False)
+    master_address: str = field(repr=False)
+    """EIP-55 address of the BIP32 master key: the profile's ``address`` setting."""
     wallet_address: str = field(repr=False)
+    """EIP-55 address of the default wallet account ``m/44'/60'/0'/0/0``."""
 
     @property
     def private_key(self) -> bytes:
@@ -47,7 +50,7 @@ class Identity:
         return chat_key_text(self.chat_key.public)
 
     @property
-    def address(self) -> str:
+    def chat_address(self) -> str:
         """EIP-55 address of the chat key."""
         return ethereum_address(self.chat_key.public)
 
@@ -68,8 +71,14 @@ class Identity:
 def identity_from_seed(seed: bytes) -> Identity:
     """The identity of a 16..64-byte BIP32 seed (chat key at ``m/43'/60'/1581'/0'/0``)."""
     chat = KeyPair.from_private(derive_private_key(seed, CHAT_KEY_PATH))
-    wallet = ethereum_address(KeyPair.from_private(derive_private_key(seed, DEFAULT_WALLET_PATH)).public)
-    return Identity(chat_key=chat, key_uid=key_uid(master_public_key(seed)), wallet_address=wallet)
+    wallet = KeyPair.from_private(derive_private_key(seed, DEFAULT_WALLET_PATH))
+    master = master_public_key(seed)
+    return Identity(
+        chat_key=chat,
+        key_uid=key_uid(master),
+        master_address=ethereum_address(master),
+        wallet_address=ethereum_address(wallet.public),
+    )
 
 
 def identity_from_phrase(phrase: str, passphrase: str = "") -> Identity:
