@@ -32,12 +32,16 @@ from engine.identity import (
     alias,
     chat_key_text,
     color_hash,
+    color_id,
+    customization_color_id,
+    customization_color_name,
     derive_private_key,
     emoji_hash,
     identicon_data_url,
     identity_from_phrase,
     identity_from_seed,
     initials,
+    installation_id,
     is_alias,
     is_valid_recovery_phrase,
     new_recovery_phrase,
@@ -157,7 +161,7 @@ def test_identity_matches_the_real_status_profile() -> None:
     identity = identity_from_phrase(case["mnemonic"])
     assert identity.key_uid == expected["key_uid"]
     assert identity.name == expected["alias"]
-    assert identity.address.lower() == expected["chat_address_case_insensitive"].lower()
+    assert identity.chat_address.lower() == expected["chat_address_case_insensitive"].lower()
     assert identity.wallet_address.lower() == expected["wallet_address_case_insensitive"].lower()
     assert identity.public_key_hex.lower().startswith(expected["chat_public_key_prefix_case_insensitive"].lower())
     assert expected["chat_path"] == CHAT_KEY_PATH
@@ -357,6 +361,35 @@ def test_identicon_is_a_png_data_url() -> None:
     assert png.startswith(b"\x89PNG\r\n\x1a\n")
     idat = png[png.index(b"IDAT") + 4 :]
     assert len(zlib.decompressobj().decompress(idat)) == 50 * (1 + 50 * 4)
+
+
+@given(private_keys)
+def test_color_id_is_the_whole_key_modulo_11(private: bytes) -> None:
+    pub_hex = "0x" + uncompress(KeyPair.from_private(private).public).hex()
+    assert color_id(pub_hex) == int(pub_hex, 16) % 11 == color_id(KeyPair.from_private(private).public)
+
+
+def test_profile_values() -> None:
+    text = installation_id(bytes(range(16)))
+    assert len(text) == 36
+    assert text[14] == "4"
+    assert text[19] in "89ab"
+    with pytest.raises(IdentityError):
+        installation_id(bytes(15))
+    assert customization_color_name(1) == "purple"
+    assert customization_color_name(99) == "blue"
+    assert customization_color_id("yinyang") == 16
+    assert customization_color_id("nope") == 4
+
+
+def test_master_address_is_the_master_key_address() -> None:
+    from engine.identity.address import ethereum_address
+    from engine.identity.derivation import master_public_key
+
+    phrase = vector("mnemonic_chatkey-01")["mnemonic"]
+    identity = identity_from_phrase(phrase)
+    assert identity.master_address == ethereum_address(master_public_key(phrase_seed(phrase)))
+    assert identity.master_address != identity.chat_address != identity.wallet_address
 
 
 # --- errors ----------------------------------------------------------------------------------------------------
