@@ -5,7 +5,7 @@ from __future__ import annotations
 from ..crypto.keys import compress
 from .errors import InvalidChatKey
 from .keytext import public_key_bytes, public_key_from_hex_text
-from .multiformat import LEGACY_KEY_LEN, SECP256K1_PUB_TAG, deserialize_compressed_key, multibase_encode
+from .multiformat import LEGACY_KEY_LEN, SECP256K1_PUB_TAG, decode_compressed_key, multibase_encode
 
 ZQ3_LEN = 49
 ZQ3_PREFIX = "zQ3sh"
@@ -29,7 +29,7 @@ def parse_chat_key(text: str) -> bytes:
         if text[:2] not in ("0x", "0X"):
             raise InvalidChatKey()
         return public_key_from_hex_text(text)
-    return bytes.fromhex(deserialize_compressed_key(text)[2:])
+    return decode_compressed_key(text)
 
 
 def short_chat_key(chat_key: str) -> str:

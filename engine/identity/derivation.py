@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
-from bip32 import BIP32  # type: ignore[import-untyped]
+from bip32 import BIP32, BIP32DerivationError  # type: ignore[import-untyped]
 
 from .errors import DerivationFailed, InvalidDerivationPath, InvalidSeed
 
@@ -126,7 +126,7 @@ def derive_private_key(seed: bytes, path: str | DerivationPath) -> bytes:
     master = _master(seed)
     try:
         key = master.get_privkey_from_path(indexes)
-    except Exception as exc:  # bip32's BIP32DerivationError: the child scalar was 0 or >= n
+    except (BIP32DerivationError, ValueError) as exc:  # the child scalar was 0 or >= n
         raise DerivationFailed() from exc
     if not isinstance(key, bytes) or len(key) != 32:
         raise DerivationFailed()

@@ -138,10 +138,14 @@ def serialize_legacy_key(key: str) -> str:
     return serialize_public_key("0xe70104" + key[4:], "z")
 
 
+def decode_compressed_key(key: str) -> bytes:
+    """The 65-byte uncompressed point of a multibase/multicodec compressed key such as ``zQ3sh...``."""
+    return _point(_key_body(key), COMPRESSED_LEN)
+
+
 def deserialize_compressed_key(key: str) -> str:
     """status-go ``DeserializeCompressedKey``: zQ3 (or other multibase form) to ``0x04...`` hex."""
-    uncompressed = _point(_key_body(key), COMPRESSED_LEN)
-    return "0x" + uncompressed.hex()
+    return "0x" + decode_compressed_key(key).hex()
 
 
 def deserialize_and_compress_key(key: str) -> str:
