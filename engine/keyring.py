@@ -21,16 +21,16 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from hashlib import sha256
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol
 
 import keyring as system_keyring
 import keyring.backends.fail
 import keyring.errors
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
-from keyring.backend import KeyringBackend
 
 from engine.store import errors
-from engine.store.database import FILE_MODE, mapped_errors
+from engine.store.database import mapped_errors
+from engine.store.files import make_private_directories, remove_directories, write_private_file
 
 SERVICE_NAME = "sottovoce"
 PASSPHRASE_ENV = "SOTTOVOCE_PASSPHRASE"
@@ -43,6 +43,16 @@ _KEY_CHECK_LABEL = b"sottovoce/database-key-check/v1"
 
 KeyMode = Literal["keyring", "passphrase"]
 RandomSource = Callable[[int], bytes]
+
+
+class SecretStore(Protocol):
+    """What custody needs of a keyring: any ``keyring.backend.KeyringBackend`` fits."""
+
+    def get_password(self, service: str, username: str) -> str | None: ...
+
+    def set_password(self, service: str, username: str, password: str) -> None: ...
+
+    def delete_password(self, service: str, username: str) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -142,23 +152,8 @@ def read_profile_info(profile_dir: Path) -> ProfileInfo:
 
 
 def write_profile_info(profile_dir: Path, info: ProfileInfo) -> None:
-    """Write ``profile.json`` atomically (temporary file, fsync, rename), mode 0600."""
-    path = Path(profile_dir) / PROFILE_FILE
-    temporary = path.with_name(PROFILE_FILE + ".tmp")
-    with mapped_errors():
-        try:
-            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                os.fchmod(handle.fileno(), FILE_MODE)
-                handle.write(info.to_json())
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temporary, path)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                temporary.unlink()
-            raise
-        _fsync_directory(path.parent)
+    """Write ``profile.json`` atomically, mode 0600."""
+    write_private_file(Path(profile_dir) / PROFILE_FILE, info.to_json().encode())
 
 
 def key_mode(profile_dir: Path) -> KeyMode:
@@ -177,7 +172,7 @@ class KeyCustody:
     def __init__(
         self,
         *,
-        keyring_backend: KeyringBackend | None = None,
+        keyring_backend: SecretStore | None = None,
         random_bytes: RandomSource = secrets.token_bytes,
         scrypt: ScryptParams | None = None,
         environ: Mapping[str, str] | None = None,
@@ -266,8 +261,8 @@ class KeyCustody:
             raise ValueError(f"the random source returned {len(data)} bytes, expected {length}")
         return data
 
-    def _usable_backend(self) -> KeyringBackend:
-        backend = self._backend if self._backend is not None else system_keyring.get_keyring()
+    def _usable_backend(self) -> SecretStore:
+        backend: SecretStore = self._backend if self._backend is not None else system_keyring.get_keyring()
         if isinstance(backend, keyring.backends.fail.Keyring):
             raise errors.KeyringUnavailable()
         return backend
@@ -276,7 +271,7 @@ class KeyCustody:
 def obtain_database_key(
     profile_dir: Path, *, passphrase: str | None = None, create: bool, custody: KeyCustody | None = None
 ) -> bytes:
-    """The raw database key of a profile. ``create`` makes a new key and writes ``profile.json``.
+    """The raw database key of a profile. ``create`` makes a new key, the folder (0700) and ``profile.json``.
 
     For whole-profile creation with clean-up of the database file too, use
     :func:`engine.store.profile_db.open_profile_database`.
@@ -286,11 +281,15 @@ def obtain_database_key(
         return custody.load_key(profile_dir, passphrase).key
     if (Path(profile_dir) / PROFILE_FILE).exists():
         raise errors.ProfileExists()
-    made = custody.new_key(passphrase)
+    made_dirs = make_private_directories(profile_dir)
+    made: DatabaseKey | None = None
     try:
+        made = custody.new_key(passphrase)
         write_profile_info(profile_dir, made.profile)
     except BaseException:
-        custody.forget(made.profile)
+        if made is not None:
+            custody.forget(made.profile)
+        remove_directories(made_dirs)
         raise
     return made.key
 
@@ -314,11 +313,3 @@ def _keyring_errors() -> Iterator[None]:
 def _one_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
-
-
-def _fsync_directory(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -16,10 +16,10 @@ from pathlib import Path
 from engine.keyring import PROFILE_FILE, KeyCustody, ProfileInfo, read_profile_info, write_profile_info
 from engine.store import errors
 from engine.store.database import Database, mapped_errors, side_files
+from engine.store.files import DIRECTORY_MODE, make_private_directories, remove_directories
 from engine.store.migrations import MIGRATIONS, Migration
 
 DATABASE_FILE = "sottovoce.db"
-DIRECTORY_MODE = 0o700
 
 
 def database_path(profile_dir: Path) -> Path:
@@ -58,7 +58,7 @@ def _create(
 ) -> Database:
     path = database_path(profile_dir)
     profile_file = profile_dir / PROFILE_FILE
-    made_dirs = _make_directories(profile_dir)
+    made_dirs = make_private_directories(profile_dir)
     made: ProfileInfo | None = None
     previous: bytes | None = None
     wrote_profile = False
@@ -83,34 +83,11 @@ def _create(
             custody.forget(made)
         if wrote_profile:
             _restore(profile_file, previous)
-        for directory in reversed(made_dirs):
-            with contextlib.suppress(OSError):
-                directory.rmdir()
+        remove_directories(made_dirs)
         raise
     if stale is not None and stale.profile_id != made.profile_id:
         custody.forget(stale)
     return database
-
-
-def _make_directories(profile_dir: Path) -> list[Path]:
-    """Create ``profile_dir`` and missing parents (0700); return the ones made, outermost first."""
-    missing: list[Path] = []
-    candidate = profile_dir.absolute()
-    while not candidate.exists():
-        missing.append(candidate)
-        candidate = candidate.parent
-    made: list[Path] = []
-    try:
-        for directory in reversed(missing):
-            with mapped_errors():
-                os.mkdir(directory, DIRECTORY_MODE)
-            made.append(directory)
-    except BaseException:
-        for directory in reversed(made):
-            with contextlib.suppress(OSError):
-                directory.rmdir()
-        raise
-    return made
 
 
 def _restore(profile_file: Path, previous: bytes | None) -> None:

@@ -19,13 +19,14 @@ from engine.keyring import SERVICE_NAME, KeyCustody, ScryptParams
 FAST_SCRYPT = ScryptParams(n=2**10, r=8, p=1)
 
 
-class MemoryKeyring(KeyringBackend):
-    """A dictionary keyring; ``locked`` makes every call raise ``keyring.errors.KeyringLocked``."""
+class MemoryKeyring:
+    """A dictionary keyring; ``locked`` makes every call raise ``keyring.errors.KeyringLocked``.
 
-    priority = 1  # type: ignore[assignment]
+    Not a ``KeyringBackend`` subclass on purpose: those register themselves with the keyring library and
+    would then be chained in front of the real Secret Service.
+    """
 
     def __init__(self) -> None:
-        super().__init__()
         self.entries: dict[tuple[str, str], str] = {}
         self.locked = False
 
@@ -69,19 +70,30 @@ def no_keyring() -> Iterator[None]:
         keyring.set_keyring(previous)
 
 
+def _is_secret_service(backend: KeyringBackend) -> bool:
+    return type(backend).__module__ == "keyring.backends.SecretService"
+
+
 @pytest.fixture
 def secret_service() -> Iterator[KeyringBackend]:
-    """The real Secret Service through ``keyring``; skips when none is reachable. Cleans up its entries."""
+    """The real Secret Service through ``keyring``; skips when none is reachable."""
     backend = keyring.get_keyring()
-    if type(backend).__module__ != "keyring.backends.SecretService":
+    chained = [b for b in getattr(backend, "backends", []) if _is_secret_service(b)]
+    if not _is_secret_service(backend) and not chained:
         pytest.skip(
-            f"no Secret Service reachable (keyring backend is {type(backend).__module__}): "
-            "run under ./test.sh, i.e. dbus-run-session with an unlocked gnome-keyring-daemon"
+            f"no Secret Service reachable (keyring backend is {type(backend).__name__} from "
+            f"{type(backend).__module__}): run under ./test.sh, i.e. dbus-run-session with an unlocked "
+            "gnome-keyring-daemon"
         )
     probe = f"probe-{uuid.uuid4().hex}"
     try:
         backend.set_password(SERVICE_NAME + "-test", probe, "x")
         backend.delete_password(SERVICE_NAME + "-test", probe)
+    except keyring.errors.KeyringLocked:
+        pytest.skip(
+            "the Secret Service's default collection is locked: the login keyring in $XDG_DATA_HOME/keyrings "
+            "was probably created with another unlock password than the one test.sh pipes in"
+        )
     except Exception as exc:
         pytest.skip(f"the Secret Service is not usable here: {exc}")
     yield backend
