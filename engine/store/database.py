@@ -218,7 +218,10 @@ class Database:
         check_migrations(list(migrations))
         if create:
             with mapped_errors():
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+                try:
+                    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+                except FileExistsError as exc:
+                    raise errors.ProfileExists(f"a database already exists at {path}") from exc
                 # SQLite gives the -wal and -shm files the mode of the database file, so 0600 covers them.
                 try:
                     os.fchmod(fd, FILE_MODE)

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 from collections.abc import Sequence
 from pathlib import Path
 
 from engine.keyring import PROFILE_FILE, KeyCustody, ProfileInfo, read_profile_info, write_profile_info
 from engine.store import errors
 from engine.store.database import Database, mapped_errors, side_files
-from engine.store.files import DIRECTORY_MODE, make_private_directories, remove_directories
+from engine.store.files import DIRECTORY_MODE, make_private_directories, remove_directories, write_private_file
 from engine.store.migrations import MIGRATIONS, Migration
 
 DATABASE_FILE = "sottovoce.db"
@@ -63,11 +64,15 @@ def _create(
     previous: bytes | None = None
     wrote_profile = False
     stale: ProfileInfo | None = None
+    old_mode: int | None = None
     try:
-        with mapped_errors():
-            os.chmod(profile_dir, DIRECTORY_MODE)
         if any(candidate.exists() for candidate in [path, *side_files(path)]):
             raise errors.ProfileExists()
+        with mapped_errors():
+            mode = stat.S_IMODE(profile_dir.stat().st_mode)
+            if mode != DIRECTORY_MODE:
+                os.chmod(profile_dir, DIRECTORY_MODE)
+                old_mode = mode
         if profile_file.exists():
             with mapped_errors():
                 previous = profile_file.read_bytes()
@@ -81,8 +86,11 @@ def _create(
     except BaseException:
         if made is not None:
             custody.forget(made)
-        if wrote_profile:
-            _restore(profile_file, previous)
+        if wrote_profile and made is not None:
+            _restore(profile_file, previous, made)
+        if old_mode is not None:
+            with contextlib.suppress(OSError):
+                os.chmod(profile_dir, old_mode)
         remove_directories(made_dirs)
         raise
     if stale is not None and stale.profile_id != made.profile_id:
@@ -90,12 +98,14 @@ def _create(
     return database
 
 
-def _restore(profile_file: Path, previous: bytes | None) -> None:
-    """Put ``profile.json`` back as it was before a failed create (absent, or its old bytes)."""
-    with contextlib.suppress(OSError):
+def _restore(profile_file: Path, previous: bytes | None, ours: ProfileInfo) -> None:
+    """Put ``profile.json`` back as it was before a failed create, unless a concurrent create replaced it."""
+    with contextlib.suppress(OSError, errors.StoreError):
+        if profile_file.read_bytes() != ours.to_json().encode():
+            return
         if previous is None:
-            profile_file.unlink(missing_ok=True)
+            profile_file.unlink()
         else:
-            profile_file.write_bytes(previous)
+            write_private_file(profile_file, previous)
 
 

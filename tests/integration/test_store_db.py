@@ -280,6 +280,29 @@ def test_profile_not_writable(read_only_directory: Path, custody: KeyCustody) ->
     assert list(read_only_directory.iterdir()) == []
 
 
+def test_existing_profile_on_a_read_only_file_system(small_filesystem: Path, custody: KeyCustody) -> None:
+    profile = small_filesystem / "alice"
+    open_profile_database(profile, "pass", create=True, custody=custody).close()
+    before = snapshot(profile)
+    subprocess.run(["mount", "-o", "remount,ro", str(small_filesystem)], check=True)
+    with pytest.raises(errors.ProfileNotWritable):
+        open_profile_database(profile, "pass", custody=custody)
+    assert snapshot(profile) == before
+
+
+def test_create_over_a_loose_existing_folder_restores_its_mode(tmp_path: Path, custody: KeyCustody) -> None:
+    profile = tmp_path / "alice"
+    profile.mkdir()
+    profile.chmod(0o755)
+    broken = Migration(2, "broken", "CREATE TABLE oops (;")
+    with pytest.raises(errors.StoreError):
+        open_profile_database(profile, "pass", create=True, custody=custody, migrations=[*MIGRATIONS, broken])
+    assert stat.S_IMODE(profile.stat().st_mode) == 0o755
+    assert list(profile.iterdir()) == []
+    open_profile_database(profile, "pass", create=True, custody=custody).close()
+    assert stat.S_IMODE(profile.stat().st_mode) == 0o700
+
+
 # --- disk full --------------------------------------------------------------------------------------------------
 
 
