@@ -203,6 +203,17 @@ class MvdsNode:
         """MVDS ids still being (re)transmitted to ``peer`` (not yet acked, not given up)."""
         return [s.message_id for s in self._states.values() if s.peer == peer]
 
+    def next_due(self) -> int | None:
+        """The earliest epoch at which a (re)transmission is due, or None when nothing is pending."""
+        return min((s.send_epoch for s in self._states.values()), default=None)
+
+    def skip_to(self, epoch: int) -> None:
+        """Jump over idle ticks to ``epoch`` (nothing may be due or queued before it)."""
+        due = self.next_due()
+        if epoch < self._epoch or any(self._outbox.values()) or (due is not None and due < epoch):
+            raise InvalidArgument("cannot skip ticks that have work to do")
+        self._epoch = epoch
+
     def append_message(self, group: bytes, peer: bytes, body: bytes, timestamp: int) -> bytes:
         """Queue ``body`` (an AMM) for ``peer`` in ``group``; ``timestamp`` is Unix seconds. Returns its MVDS id."""
         if len(group) != 32:
