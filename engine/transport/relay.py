@@ -169,7 +169,6 @@ class RelayProcess:
         self.binary = binary or find_nats_server()
         self.version = nats_server_version(self.binary)
         self.process: subprocess.Popen[bytes] | None = None
-        self._log: IO[bytes] | None = None
 
     @property
     def url(self) -> str:
@@ -185,18 +184,18 @@ class RelayProcess:
         self.config.store_dir.mkdir(parents=True, exist_ok=True)
         conf_path = self.workdir / f"{self.config.server_name}.conf"
         conf_path.write_text(json.dumps(self.config.to_dict(), indent=2))
-        self._log = open(self.workdir / f"{self.config.server_name}.log", "ab")  # noqa: SIM115
         kwargs: dict[str, Any] = {"start_new_session": True} if detach and os.name != "nt" else {}
-        try:
-            self.process = subprocess.Popen(
-                [str(self.binary), "-c", str(conf_path)],
-                stdin=subprocess.DEVNULL,
-                stdout=self._log,
-                stderr=subprocess.STDOUT,
-                **kwargs,
-            )
-        except OSError as exc:
-            raise RelayStartFailed(f"cannot start nats-server: {exc}") from exc
+        with open(self.workdir / f"{self.config.server_name}.log", "ab") as log_file:
+            try:
+                self.process = subprocess.Popen(
+                    [str(self.binary), "-c", str(conf_path)],
+                    stdin=subprocess.DEVNULL,
+                    stdout=log_file,
+                    stderr=subprocess.STDOUT,
+                    **kwargs,
+                )
+            except OSError as exc:
+                raise RelayStartFailed(f"cannot start nats-server: {exc}") from exc
         self.wait_ready(ready_timeout)
 
     def wait_ready(self, timeout: float) -> None:
@@ -230,9 +229,6 @@ class RelayProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(timeout)
-        if self._log is not None:
-            self._log.close()
-            self._log = None
 
 
 # --- the embedded relay ------------------------------------------------------------------------------------
@@ -295,6 +291,7 @@ class EmbeddedRelay:
         self.binary = binary
         self.started_here = False
         """True when this instance started the server (rather than reusing one)."""
+        self._process: RelayProcess | None = None
 
     @property
     def port_file(self) -> Path:
@@ -338,7 +335,7 @@ class EmbeddedRelay:
             )
             relay = RelayProcess(config, self.data_dir / self.STORE_DIR, binary=self.binary)
             relay.start(detach=True, ready_timeout=ready_timeout)
-            self.started_here = True
+            self.started_here, self._process = True, relay
             tmp = self.port_file.with_suffix(".tmp")
             tmp.write_text(
                 json.dumps(
@@ -366,8 +363,8 @@ class EmbeddedRelay:
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline and probe(LOOPBACK, int(record["port"]), 0.2) is not None:
                 time.sleep(0.05)
-            with contextlib.suppress(ChildProcessError, OSError):
-                os.waitpid(pid, os.WNOHANG)
+            if self._process is not None and self._process.pid == pid:
+                self._process.stop(timeout)  # reap our own child
             self.port_file.unlink(missing_ok=True)
             return True
 
