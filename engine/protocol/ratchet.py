@@ -116,6 +116,7 @@ class RatchetState:
         self.receiving_chain, self.received = chain, received + 1
         skipped, seq = self.skipped, self.keys_count
         for key_slot, key in staged:
+            skipped.pop(key_slot, None)  # a reused ratchet key must not leave an entry out of sequence order
             skipped[key_slot] = (key, seq)
             seq += 1
         skipped[slot] = (message_key, seq)
