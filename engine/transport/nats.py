@@ -180,6 +180,8 @@ class _Reader:
     async def start(self) -> None:
         """Create the first consumer (errors surface to the caller) and start supervising."""
         js = self._t._require_js()
+        if not self._t._require_nc().is_connected:
+            raise RelayUnavailable("not connected to the relay")
         try:
             if self._history:
                 info = await js.stream_info(self._t.settings.stream)
@@ -192,9 +194,11 @@ class _Reader:
                 self._next_seq = info.state.last_seq + 1
                 self.handed = info.state.last_seq
             await self._create()
-        except TransportError:
-            raise
-        except Exception as exc:
+        except BaseException as exc:
+            self._done = True
+            await self._drop_consumer()
+            if isinstance(exc, TransportError) or not isinstance(exc, Exception):
+                raise
             raise _unavailable(exc) from exc
         self._task = asyncio.create_task(self._supervise())
         self._t._readers.add(self)
@@ -329,7 +333,7 @@ class _Reader:
                     self._queue.put_nowait(_FlowControl(msg.reply))
                 else:
                     stalled = headers.get(_CONSUMER_STALLED)
-                    if stalled:
+                    if stalled and self._queue.empty():  # else the queued flow-control reply will do
                         self._t._spawn(self._t._publish_raw(stalled))
                     last = headers.get(_LAST_CONSUMER)
                     if last is not None and last.isdigit() and int(last) != self._cseq:
@@ -612,6 +616,8 @@ class NatsTransport:
         self._closing = True
         for reader in list(self._readers):
             await reader.stop()
+        if self._tasks:  # let consumer deletions reach the relay, briefly
+            await asyncio.wait(list(self._tasks), timeout=1.0)
         for task in list(self._tasks):
             task.cancel()
         nc, self._nc = self._nc, None

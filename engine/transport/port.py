@@ -11,6 +11,8 @@ hand-over from catch-up to live possible::
     async for env in live:
         ...
 
+(:func:`follow` does exactly that.)
+
 ``history`` yields every stored message on the topics with ``relay_time_ns >= since_ns`` and
 ``sequence <= hist.cursor`` (the store's last sequence when the iteration started); ``subscribe`` with
 ``after_sequence=S`` yields every message with ``sequence > S``, then live ones: nothing lost, nothing twice.
@@ -159,3 +161,23 @@ class Transport(Protocol):
     def history(self, topics: Iterable[bytes], since_ns: int) -> History:
         """Everything stored on ``topics`` at or after ``since_ns`` up to the store's end at call time."""
         ...
+
+
+async def follow(transport: Transport, topics: Iterable[bytes], since_ns: int) -> AsyncIterator[ReceivedEnvelope]:
+    """Everything stored on ``topics`` since ``since_ns``, then live envelopes: no gap, nothing twice.
+
+    An async generator; ``aclose()`` it (or leave the ``async for``) to release the subscription.
+    """
+    wanted = [check_topic(t) for t in topics]
+    hist = transport.history(wanted, since_ns)
+    try:
+        async for envelope in hist:
+            yield envelope
+    finally:
+        await hist.aclose()
+    live = await transport.subscribe(wanted, after_sequence=hist.cursor)
+    try:
+        async for envelope in live:
+            yield envelope
+    finally:
+        await live.close()

@@ -12,8 +12,10 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import json
+import logging
 import os
 import re
 import secrets
@@ -31,6 +33,8 @@ from types import FrameType
 from typing import IO, Any, Final
 
 from engine.transport.errors import RelayStartFailed, RelayVersionUnsupported
+
+log = logging.getLogger(__name__)
 
 LOOPBACK: Final = "127.0.0.1"
 MIN_SERVER_VERSION: Final = (2, 10, 0)
@@ -168,6 +172,8 @@ class RelayProcess:
         self.workdir = workdir
         self.binary = binary or find_nats_server()
         self.version = nats_server_version(self.binary)
+        if self.version != PINNED_SERVER_VERSION:
+            log.warning("nats-server %s in use; the transport is tested with %s", self.version, PINNED_SERVER_VERSION)
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -350,6 +356,10 @@ class EmbeddedRelay:
             )
             tmp.replace(self.port_file)
             return config.url
+
+    async def ensure_async(self, ready_timeout: float = 15.0) -> str:
+        """:meth:`ensure` off the event loop (it blocks while a server starts)."""
+        return await asyncio.to_thread(self.ensure, ready_timeout)
 
     def stop(self, timeout: float = 10.0) -> bool:
         """Stop the shared server if it is the one recorded in the port file; True if one was stopped."""

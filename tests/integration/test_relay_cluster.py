@@ -4,6 +4,7 @@ duplicates nothing; publishers retry the same message id until acknowledged."""
 from __future__ import annotations
 
 import asyncio
+import collections
 import itertools
 import time
 from pathlib import Path
@@ -22,7 +23,9 @@ TOTAL = 300
 KILL_AT = 100
 
 
-async def publish_until_acked(t: NatsTransport, env: Envelope, deadline: float) -> int:
+async def publish_until_acked(
+    t: NatsTransport, env: Envelope, deadline: float, errors: collections.Counter[str]
+) -> int:
     """Resend the same envelope (same Nats-Msg-Id) until the relay acknowledges it; returns attempts."""
     attempts = 0
     while True:
@@ -30,7 +33,8 @@ async def publish_until_acked(t: NatsTransport, env: Envelope, deadline: float) 
         try:
             await t.publish(env)
             return attempts
-        except (RelayUnavailable, PublishTimeout):
+        except (RelayUnavailable, PublishTimeout) as exc:
+            errors[exc.code] += 1
             if time.monotonic() > deadline:
                 raise
             await asyncio.sleep(0.05)
@@ -63,6 +67,7 @@ def test_leader_killed_mid_exchange(tmp_path: Path) -> None:
         reading = asyncio.create_task(reader())
         ack_times: list[float] = []
         retried = 0
+        errors: collections.Counter[str] = collections.Counter()
         deadline = time.monotonic() + 90
         for n in range(TOTAL):
             if n == KILL_AT:
@@ -72,7 +77,7 @@ def test_leader_killed_mid_exchange(tmp_path: Path) -> None:
                 killed_at = time.monotonic()
                 await asyncio.to_thread(leader.kill)
                 report["killed_leader"] = float(nodes.index(leader))
-            attempts = await publish_until_acked(pub, envelope(TOPIC, n, size=256), deadline)
+            attempts = await publish_until_acked(pub, envelope(TOPIC, n, size=256), deadline, errors)
             retried += attempts - 1
             ack_times.append(time.monotonic())
             if n == KILL_AT:
@@ -80,6 +85,7 @@ def test_leader_killed_mid_exchange(tmp_path: Path) -> None:
         gaps = [b - a for a, b in itertools.pairwise(ack_times)]
         report["max_ack_gap_s"] = max(gaps)
         report["retries"] = float(retried)
+        print(f"\nresend causes: {dict(errors)}")
 
         await asyncio.wait_for(reading, 60)
         report["receive_done_after_kill_s"] = time.monotonic() - killed_at

@@ -14,7 +14,7 @@ import pytest
 
 from engine.transport.errors import PublishRejected, RelayUnavailable, StreamConfigConflict
 from engine.transport.nats import NatsTransport, subject_topic, topic_subject
-from engine.transport.port import ConnectionState, ReceivedEnvelope, Transport
+from engine.transport.port import ConnectionState, ReceivedEnvelope, Transport, follow
 from engine.transport.relay import (
     LOOPBACK,
     PINNED_SERVER_VERSION,
@@ -144,6 +144,32 @@ def test_catch_up_then_live_loses_and_repeats_nothing(nats_relay: RelayProcess) 
         await sub.close()
         await a.close()
         await b.close()
+
+    run(main())
+
+
+def test_follow_and_early_close(nats_relay: RelayProcess) -> None:
+    async def main() -> None:
+        t = transport(nats_relay)
+        await t.connect()
+        for n in range(5):
+            await t.publish(envelope(T1, n))
+        hist = t.history([T1], 0)
+        assert (await hist.__anext__()).payload == b"msg-0:"
+        await hist.aclose()  # stop early: the relay-side consumer goes away
+        stream = follow(t, [T1], 0)
+        got = [e.payload for e in await take(stream, 5)]
+        await t.publish(envelope(T1, 5))
+        got += [e.payload for e in await take(stream, 1)]
+        await stream.aclose()
+        assert got == [b"msg-%d:" % n for n in range(6)]
+        assert t._js is not None
+        for _ in range(50):  # consumer deletions are asynchronous
+            if (await t._js.stream_info(t.settings.stream)).state.consumer_count == 0:
+                break
+            await asyncio.sleep(0.05)
+        assert (await t._js.stream_info(t.settings.stream)).state.consumer_count == 0
+        await t.close()
 
     run(main())
 

@@ -10,7 +10,7 @@ import pytest
 
 from engine.transport.errors import InvalidEnvelope, RelayUnavailable, TransportClosed
 from engine.transport.memory import MemoryNetwork, MemorySubscription, MemoryTransport
-from engine.transport.port import ConnectionState, Envelope, ReceivedEnvelope, Transport
+from engine.transport.port import ConnectionState, Envelope, ReceivedEnvelope, Transport, follow
 
 T1 = b"\x00\x00\x00\x01"
 T2 = b"\x00\x00\x00\x02"
@@ -218,5 +218,28 @@ def test_invalid_topic_and_not_connected() -> None:
         await t.connect()
         with pytest.raises(InvalidEnvelope):
             await t.subscribe([b"toolong"])
+
+    run(main())
+
+
+def test_follow_hands_over_without_gap() -> None:
+    async def main() -> None:
+        net = MemoryNetwork(clock=Clock())
+        a, b = await up(net, "a"), await up(net, "b")
+        for n in range(3):
+            await a.publish(env(T1, n))
+        stream = follow(b, [T1], 0)
+        got = []
+        async for e in stream:
+            got.append(e.payload)
+            if len(got) == 2:
+                await a.publish(env(T1, 3))  # during catch-up
+            if len(got) == 4:
+                await a.publish(env(T1, 4))  # live
+            if len(got) == 5:
+                break
+        await stream.aclose()
+        assert got == [b"p0", b"p1", b"p2", b"p3", b"p4"]
+        assert not b._subs  # the live subscription was released
 
     run(main())
