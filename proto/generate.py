@@ -6,6 +6,8 @@ fails when they no longer match what this command would write.
 
 from __future__ import annotations
 
+import shutil
+import sysconfig
 import tempfile
 from pathlib import Path
 
@@ -23,7 +25,11 @@ def generate(out_dir: Path) -> None:
     """Write ``*_pb2.py`` and ``*_pb2.pyi`` for every ``proto/*.proto`` into ``out_dir/proto``."""
     (out_dir / "proto").mkdir(parents=True, exist_ok=True)
     include = str(Path(protoc.__file__).parent / "_proto")
-    args = ["protoc", f"-I{ROOT}", f"-I{include}", f"--python_out={out_dir}", f"--mypy_out={out_dir}"]
+    plugin = shutil.which("protoc-gen-mypy", path=sysconfig.get_path("scripts")) or shutil.which("protoc-gen-mypy")
+    if plugin is None:
+        raise SystemExit("protoc-gen-mypy not found: install the dev extras (pip install -e '.[dev]')")
+    args = ["protoc", f"-I{ROOT}", f"-I{include}", f"--plugin=protoc-gen-mypy={plugin}",
+            f"--python_out={out_dir}", f"--mypy_out={out_dir}"]
     args += [str(p.relative_to(ROOT)) for p in proto_files()]
     if protoc.main(args) != 0:
         raise SystemExit("protoc failed")
