@@ -73,6 +73,7 @@ class NatsSettings:
     reconnect_wait_s: float = 0.5
     heartbeat_s: float = 1.0
     history_stall_s: float = 15.0
+    start_timeout_s: float = 15.0
     client_name: str = "sottovoce"
 
     @property
@@ -178,28 +179,44 @@ class _Reader:
     # life cycle
 
     async def start(self) -> None:
-        """Create the first consumer (errors surface to the caller) and start supervising."""
+        """Create the first consumer and start supervising.
+
+        Fails fast with :class:`RelayUnavailable` when not connected; while connected it retries for up to
+        ``start_timeout_s`` (a cluster may be electing a leader) before giving up the same way.
+        """
         js = self._t._require_js()
-        if not self._t._require_nc().is_connected:
-            raise RelayUnavailable("not connected to the relay")
-        try:
-            if self._history:
-                info = await js.stream_info(self._t.settings.stream)
-                self.cursor = info.state.last_seq
-                if self.cursor == 0:
-                    self._finish()
-                    return
-            elif self._next_seq is None:
-                info = await js.stream_info(self._t.settings.stream)
-                self._next_seq = info.state.last_seq + 1
-                self.handed = info.state.last_seq
-            await self._create()
-        except BaseException as exc:
-            self._done = True
-            await self._drop_consumer()
-            if isinstance(exc, TransportError) or not isinstance(exc, Exception):
+        deadline = time.monotonic() + self._t.settings.start_timeout_s
+        while True:
+            if not self._t._require_nc().is_connected:
+                self._done = True
+                raise RelayUnavailable("not connected to the relay")
+            try:
+                if self._history:
+                    info = await js.stream_info(self._t.settings.stream)
+                    self.cursor = info.state.last_seq
+                    if self.cursor == 0:
+                        self._finish()
+                        return
+                elif self._next_seq is None:
+                    info = await js.stream_info(self._t.settings.stream)
+                    self._next_seq = info.state.last_seq + 1
+                    self.handed = info.state.last_seq
+                await self._create()
+                break
+            except Exception as exc:
+                await self._drop_consumer()
+                retry = isinstance(exc, nats.errors.Error | TimeoutError | OSError)
+                if not retry or time.monotonic() > deadline:
+                    self._done = True
+                    if isinstance(exc, TransportError):
+                        raise
+                    raise _unavailable(exc) from exc
+                log.debug("reader start failed, retrying: %s", exc)
+                await asyncio.sleep(0.25)
+            except BaseException:
+                self._done = True
+                await self._drop_consumer()
                 raise
-            raise _unavailable(exc) from exc
         self._task = asyncio.create_task(self._supervise())
         self._t._readers.add(self)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -29,6 +30,7 @@ from tests.integration.nats_fixtures import envelope, nats_relay, requires_nats,
 pytestmark = [requires_nats, pytest.mark.timeout(120)]
 __all__ = ["nats_relay"]  # the fixture, imported for pytest
 
+REPO = Path(__file__).resolve().parents[2]
 T1 = b"\x0a\x0b\x0c\x01"
 T2 = b"\x0a\x0b\x0c\x02"
 T3 = b"\x0a\x0b\x0c\x03"
@@ -310,7 +312,7 @@ def test_embedded_relay_shared_by_two_profiles(tmp_path: Path) -> None:
         run(exchange())
 
         # a dead server (stale port file) is replaced, on the same port
-        record_pid = int(__import__("json").loads(first.port_file.read_text())["pid"])
+        record_pid = int(json.loads(first.port_file.read_text())["pid"])
         os.kill(record_pid, signal.SIGKILL)
         os.waitpid(record_pid, 0)  # our child (first started it): reap it
         deadline = time.monotonic() + 10
@@ -331,7 +333,7 @@ def test_embedded_relay_two_processes_start_one_server(tmp_path: Path) -> None:
     data = tmp_path / "userdata"
     code = "import sys; from engine.transport.relay import EmbeddedRelay; print(EmbeddedRelay(sys.argv[1]).ensure())"
     procs = [
-        subprocess.Popen([sys.executable, "-c", code, str(data)], stdout=subprocess.PIPE, text=True, cwd=os.getcwd())
+        subprocess.Popen([sys.executable, "-c", code, str(data)], stdout=subprocess.PIPE, text=True, cwd=REPO)
         for _ in range(2)
     ]
     try:
@@ -357,6 +359,7 @@ def test_run_relay_prints_url_and_stops_on_sigterm(tmp_path: Path) -> None:
         ],
         stdout=subprocess.PIPE,
         text=True,
+        cwd=REPO,
     )
     try:
         assert proc.stdout is not None
