@@ -14,8 +14,6 @@ from .hashing import sha256
 from .kdf import hmac_sha256
 from .keys import KeyPair, ecdh, uncompress
 
-OVERHEAD = 65 + 16 + 32
-
 
 def _keys(shared: bytes) -> tuple[bytes, bytes]:
     k = sha256(b"\x00\x00\x00\x01", shared)

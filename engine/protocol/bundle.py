@@ -16,7 +16,7 @@ from google.protobuf.message import DecodeError
 from proto import encryption_pb2 as pb
 
 from ..crypto.hashing import keccak256
-from ..crypto.keys import COMPRESSED_LEN, KeyPair, parse_compressed, uncompress
+from ..crypto.keys import KeyPair, parse_compressed, uncompress
 from ..crypto.signatures import sign, verify_signer
 from ..errors import InvalidBundle, InvalidPublicKey, MalformedMessage
 
@@ -24,7 +24,6 @@ PROTOCOL_VERSION = 1
 NO_INSTALLATION_ID = "none"
 MAX_FUTURE_NS = 24 * 3600 * 10**9
 """A bundle signed further than this in the future (by the receiver's clock) is rejected."""
-MAX_INSTALLATIONS_PER_BUNDLE = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,10 +118,3 @@ class Bundle:
         except (DecodeError, RuntimeError, ValueError) as exc:
             raise MalformedMessage("malformed bundle") from exc
         return cls.from_proto(message)
-
-    def installation_ids(self) -> list[str]:
-        return sorted(self.signed_prekeys)
-
-
-def is_compressed_key(data: bytes) -> bool:
-    return len(data) == COMPRESSED_LEN and data[0] in (2, 3)
