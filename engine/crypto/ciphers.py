@@ -19,7 +19,8 @@ GCM_TAG_LEN = 16
 _SHA256 = hashes.SHA256()
 
 
-def _aes_ctr(key: bytes, iv: bytes, data: bytes) -> bytes:
+def aes_ctr(key: bytes, iv: bytes, data: bytes) -> bytes:
+    """AES-CTR with a 16-byte initial counter block (AES-128 or AES-256 by key length); encrypts and decrypts."""
     # CTR is a stream mode: update() returns every byte and finalize() would add nothing.
     return Cipher(algorithms.AES(key), modes.CTR(iv)).encryptor().update(data)
 
@@ -28,7 +29,7 @@ def dr_encrypt(message_key: bytes, plaintext: bytes, associated_data: bytes) -> 
     """EthereumCrypto.Encrypt: ``IV ‖ AES-256-CTR(EK, IV, P) ‖ HMAC(AK, AD ‖ IV ‖ C)``; IV derived from MK."""
     okm = HKDF(_SHA256, 80, ZERO_SALT, MESSAGE_KEY_INFO).derive(message_key)
     iv = okm[64:]
-    body = iv + _aes_ctr(okm[:32], iv, plaintext)
+    body = iv + aes_ctr(okm[:32], iv, plaintext)
     mac = hmac.HMAC(okm[32:64], _SHA256)
     mac.update(associated_data)
     mac.update(body)
@@ -47,7 +48,7 @@ def dr_decrypt(message_key: bytes, payload: bytes, associated_data: bytes) -> by
         mac.verify(payload[-DR_MAC_LEN:])  # constant-time comparison
     except InvalidSignature as exc:
         raise DecryptionFailed("invalid signature") from exc
-    return _aes_ctr(okm[:32], payload[:DR_IV_LEN], payload[DR_IV_LEN:-DR_MAC_LEN])
+    return aes_ctr(okm[:32], payload[:DR_IV_LEN], payload[DR_IV_LEN:-DR_MAC_LEN])
 
 
 def gcm_encrypt(key: bytes, plaintext: bytes, nonce: bytes) -> bytes:

@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import hmac as _constant_time
 
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-
 from ..errors import EciesInvalidMessage, EciesInvalidPublicKey, InvalidPublicKey
+from .ciphers import aes_ctr
 from .hashing import sha256
 from .kdf import hmac_sha256
 from .keys import KeyPair, ecdh, uncompress
@@ -20,15 +19,10 @@ def _keys(shared: bytes) -> tuple[bytes, bytes]:
     return k[:16], sha256(k[16:32])
 
 
-def _ctr(key: bytes, iv: bytes, data: bytes) -> bytes:
-    ctx = Cipher(algorithms.AES(key), modes.CTR(iv)).encryptor()
-    return ctx.update(data) + ctx.finalize()
-
-
 def encrypt(recipient_public: bytes, plaintext: bytes, ephemeral: KeyPair, iv: bytes) -> bytes:
     """Encrypt to ``recipient_public`` with a caller-supplied ephemeral key and 16-byte IV."""
     enc_key, mac_key = _keys(ecdh(ephemeral.private, recipient_public))
-    body = iv + _ctr(enc_key, iv, plaintext)
+    body = iv + aes_ctr(enc_key, iv, plaintext)
     return uncompress(ephemeral.public) + body + hmac_sha256(mac_key, body)
 
 
@@ -53,4 +47,4 @@ def decrypt(private: bytes, data: bytes) -> bytes:
     body, tag = data[65:-32], data[-32:]
     if len(body) < 16 or not _constant_time.compare_digest(hmac_sha256(mac_key, body), tag):
         raise EciesInvalidMessage()
-    return _ctr(enc_key, body[:16], body[16:])
+    return aes_ctr(enc_key, body[:16], body[16:])
