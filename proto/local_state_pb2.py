@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17proto/local_state.proto\x12\x0fsottovoce.local\"K\n\x10SkippedKeyRecord\x12\n\n\x02\x64h\x18\x01 \x01(\x0c\x12\t\n\x01n\x18\x02 \x01(\r\x12\x13\n\x0bmessage_key\x18\x03 \x01(\x0c\x12\x0b\n\x03seq\x18\x04 \x01(\x04\"\x9a\x02\n\x12RatchetStateRecord\x12\x10\n\x08root_key\x18\x01 \x01(\x0c\x12\x17\n\x0fsending_private\x18\x02 \x01(\x0c\x12\x16\n\x0esending_public\x18\x03 \x01(\x0c\x12\x12\n\nremote_key\x18\x04 \x01(\x0c\x12\x15\n\rsending_chain\x18\x05 \x01(\x0c\x12\x17\n\x0freceiving_chain\x18\x06 \x01(\x0c\x12\x0c\n\x04sent\x18\x07 \x01(\x04\x12\x10\n\x08received\x18\x08 \x01(\x04\x12\x15\n\rprevious_sent\x18\t \x01(\x04\x12\x12\n\nkeys_count\x18\n \x01(\x04\x12\x32\n\x07skipped\x18\x0b \x03(\x0b\x32!.sottovoce.local.SkippedKeyRecordb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17proto/local_state.proto\x12\x0fsottovoce.local\"K\n\x10SkippedKeyRecord\x12\n\n\x02\x64h\x18\x01 \x01(\x0c\x12\t\n\x01n\x18\x02 \x01(\r\x12\x13\n\x0bmessage_key\x18\x03 \x01(\x0c\x12\x0b\n\x03seq\x18\x04 \x01(\x04\"\x9a\x02\n\x12RatchetStateRecord\x12\x10\n\x08root_key\x18\x01 \x01(\x0c\x12\x17\n\x0fsending_private\x18\x02 \x01(\x0c\x12\x16\n\x0esending_public\x18\x03 \x01(\x0c\x12\x12\n\nremote_key\x18\x04 \x01(\x0c\x12\x15\n\rsending_chain\x18\x05 \x01(\x0c\x12\x17\n\x0freceiving_chain\x18\x06 \x01(\x0c\x12\x0c\n\x04sent\x18\x07 \x01(\x04\x12\x10\n\x08received\x18\x08 \x01(\x04\x12\x15\n\rprevious_sent\x18\t \x01(\x04\x12\x12\n\nkeys_count\x18\n \x01(\x04\x12\x32\n\x07skipped\x18\x0b \x03(\x0b\x32!.sottovoce.local.SkippedKeyRecord\"\x96\x01\n\rAccountRecord\x12\x18\n\x10identity_private\x18\x01 \x01(\x0c\x12\x17\n\x0finstallation_id\x18\x02 \x01(\t\x12\x12\n\ncreated_ns\x18\x03 \x01(\x04\x12\x14\n\x0c\x64isplay_name\x18\x04 \x01(\t\x12\x13\n\x0b\x64\x65vice_name\x18\x05 \x01(\t\x12\x13\n\x0b\x64\x65vice_type\x18\x06 \x01(\t\"\\\n\x0fOwnPrekeyRecord\x12\x13\n\x0bprivate_key\x18\x01 \x01(\x0c\x12\x0f\n\x07version\x18\x02 \x01(\r\x12\x12\n\ncreated_ns\x18\x03 \x01(\x04\x12\x0f\n\x07\x65xpired\x18\x04 \x01(\x08\"[\n\x10PeerPrekeyRecord\x12\x12\n\npublic_key\x18\x01 \x01(\x0c\x12\x0f\n\x07version\x18\x02 \x01(\r\x12\x11\n\ttimestamp\x18\x03 \x01(\x03\x12\x0f\n\x07\x65xpired\x18\x04 \x01(\x08\"G\n\x11PeerPrekeysRecord\x12\x32\n\x07prekeys\x18\x01 \x03(\x0b\x32!.sottovoce.local.PeerPrekeyRecord\"\x8b\x01\n\x12InstallationRecord\x12\x18\n\x10protocol_version\x18\x01 \x01(\r\x12\x0f\n\x07\x65nabled\x18\x02 \x01(\x08\x12\x11\n\ttimestamp\x18\x03 \x01(\x03\x12\x0c\n\x04name\x18\x04 \x01(\t\x12\x13\n\x0b\x64\x65vice_type\x18\x05 \x01(\t\x12\x14\n\x0clast_seen_ns\x18\x06 \x01(\x04\"\x8b\x01\n\rSessionRecord\x12\x12\n\nshared_key\x18\x01 \x01(\x0c\x12\x11\n\tinitiator\x18\x02 \x01(\x08\x12\x0f\n\x07\x63reated\x18\x03 \x01(\x04\x12\x19\n\x11pending_ephemeral\x18\x04 \x01(\x0c\x12\x16\n\x0epeer_ephemeral\x18\x05 \x01(\x0c\x12\x0f\n\x07ratchet\x18\x06 \x01(\x0c\"B\n\x12SharedSecretRecord\x12\x0e\n\x06secret\x18\x01 \x01(\x0c\x12\x1c\n\x14\x61greed_installations\x18\x02 \x03(\tb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,4 +35,18 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SKIPPEDKEYRECORD']._serialized_end=119
   _globals['_RATCHETSTATERECORD']._serialized_start=122
   _globals['_RATCHETSTATERECORD']._serialized_end=404
+  _globals['_ACCOUNTRECORD']._serialized_start=407
+  _globals['_ACCOUNTRECORD']._serialized_end=557
+  _globals['_OWNPREKEYRECORD']._serialized_start=559
+  _globals['_OWNPREKEYRECORD']._serialized_end=651
+  _globals['_PEERPREKEYRECORD']._serialized_start=653
+  _globals['_PEERPREKEYRECORD']._serialized_end=744
+  _globals['_PEERPREKEYSRECORD']._serialized_start=746
+  _globals['_PEERPREKEYSRECORD']._serialized_end=817
+  _globals['_INSTALLATIONRECORD']._serialized_start=820
+  _globals['_INSTALLATIONRECORD']._serialized_end=959
+  _globals['_SESSIONRECORD']._serialized_start=962
+  _globals['_SESSIONRECORD']._serialized_end=1101
+  _globals['_SHAREDSECRETRECORD']._serialized_start=1103
+  _globals['_SHAREDSECRETRECORD']._serialized_end=1169
 # @@protoc_insertion_point(module_scope)

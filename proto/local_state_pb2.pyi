@@ -106,3 +106,225 @@ class RatchetStateRecord(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RatchetStateRecord: _TypeAlias = RatchetStateRecord  # noqa: Y015
+
+@_typing.final
+class AccountRecord(_message.Message):
+    """The account of this installation (meta key "account")."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    IDENTITY_PRIVATE_FIELD_NUMBER: _builtins.int
+    INSTALLATION_ID_FIELD_NUMBER: _builtins.int
+    CREATED_NS_FIELD_NUMBER: _builtins.int
+    DISPLAY_NAME_FIELD_NUMBER: _builtins.int
+    DEVICE_NAME_FIELD_NUMBER: _builtins.int
+    DEVICE_TYPE_FIELD_NUMBER: _builtins.int
+    identity_private: _builtins.bytes
+    """the chat key scalar, 32 bytes"""
+    installation_id: _builtins.str
+    created_ns: _builtins.int
+    """when this installation was created (catch-up starts here)"""
+    display_name: _builtins.str
+    device_name: _builtins.str
+    device_type: _builtins.str
+    def __init__(
+        self,
+        *,
+        identity_private: _builtins.bytes = ...,
+        installation_id: _builtins.str = ...,
+        created_ns: _builtins.int = ...,
+        display_name: _builtins.str = ...,
+        device_name: _builtins.str = ...,
+        device_type: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_ns", b"created_ns", "device_name", b"device_name", "device_type", b"device_type", "display_name", b"display_name", "identity_private", b"identity_private", "installation_id", b"installation_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AccountRecord: _TypeAlias = AccountRecord  # noqa: Y015
+
+@_typing.final
+class OwnPrekeyRecord(_message.Message):
+    """engine.protocol.state.OwnPrekey (kind "own_prekeys", key = BE32 version)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PRIVATE_KEY_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    CREATED_NS_FIELD_NUMBER: _builtins.int
+    EXPIRED_FIELD_NUMBER: _builtins.int
+    private_key: _builtins.bytes
+    version: _builtins.int
+    created_ns: _builtins.int
+    expired: _builtins.bool
+    def __init__(
+        self,
+        *,
+        private_key: _builtins.bytes = ...,
+        version: _builtins.int = ...,
+        created_ns: _builtins.int = ...,
+        expired: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_ns", b"created_ns", "expired", b"expired", "private_key", b"private_key", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___OwnPrekeyRecord: _TypeAlias = OwnPrekeyRecord  # noqa: Y015
+
+@_typing.final
+class PeerPrekeyRecord(_message.Message):
+    """engine.protocol.state.PeerPrekey."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PUBLIC_KEY_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    TIMESTAMP_FIELD_NUMBER: _builtins.int
+    EXPIRED_FIELD_NUMBER: _builtins.int
+    public_key: _builtins.bytes
+    version: _builtins.int
+    timestamp: _builtins.int
+    expired: _builtins.bool
+    def __init__(
+        self,
+        *,
+        public_key: _builtins.bytes = ...,
+        version: _builtins.int = ...,
+        timestamp: _builtins.int = ...,
+        expired: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["expired", b"expired", "public_key", b"public_key", "timestamp", b"timestamp", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PeerPrekeyRecord: _TypeAlias = PeerPrekeyRecord  # noqa: Y015
+
+@_typing.final
+class PeerPrekeysRecord(_message.Message):
+    """Every signed prekey of one peer installation (kind "peer_prekeys", key = C(IK) ‖ UTF8(installation id))."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PREKEYS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def prekeys(self) -> _containers.RepeatedCompositeFieldContainer[Global___PeerPrekeyRecord]: ...
+    def __init__(
+        self,
+        *,
+        prekeys: _abc.Iterable[Global___PeerPrekeyRecord] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["prekeys", b"prekeys"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PeerPrekeysRecord: _TypeAlias = PeerPrekeysRecord  # noqa: Y015
+
+@_typing.final
+class InstallationRecord(_message.Message):
+    """engine.protocol.state.Installation (kind "installations", key = C(IK) ‖ UTF8(installation id))."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROTOCOL_VERSION_FIELD_NUMBER: _builtins.int
+    ENABLED_FIELD_NUMBER: _builtins.int
+    TIMESTAMP_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    DEVICE_TYPE_FIELD_NUMBER: _builtins.int
+    LAST_SEEN_NS_FIELD_NUMBER: _builtins.int
+    protocol_version: _builtins.int
+    enabled: _builtins.bool
+    timestamp: _builtins.int
+    name: _builtins.str
+    """from SyncPairInstallation (own devices only)"""
+    device_type: _builtins.str
+    last_seen_ns: _builtins.int
+    """when we last received a message from it"""
+    def __init__(
+        self,
+        *,
+        protocol_version: _builtins.int = ...,
+        enabled: _builtins.bool = ...,
+        timestamp: _builtins.int = ...,
+        name: _builtins.str = ...,
+        device_type: _builtins.str = ...,
+        last_seen_ns: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["device_type", b"device_type", "enabled", b"enabled", "last_seen_ns", b"last_seen_ns", "name", b"name", "protocol_version", b"protocol_version", "timestamp", b"timestamp"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___InstallationRecord: _TypeAlias = InstallationRecord  # noqa: Y015
+
+@_typing.final
+class SessionRecord(_message.Message):
+    """engine.protocol.state.Session (kind "sessions", key = bundle id ‖ C(IK peer) ‖ UTF8(installation id))."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SHARED_KEY_FIELD_NUMBER: _builtins.int
+    INITIATOR_FIELD_NUMBER: _builtins.int
+    CREATED_FIELD_NUMBER: _builtins.int
+    PENDING_EPHEMERAL_FIELD_NUMBER: _builtins.int
+    PEER_EPHEMERAL_FIELD_NUMBER: _builtins.int
+    RATCHET_FIELD_NUMBER: _builtins.int
+    shared_key: _builtins.bytes
+    initiator: _builtins.bool
+    created: _builtins.int
+    pending_ephemeral: _builtins.bytes
+    """empty when none"""
+    peer_ephemeral: _builtins.bytes
+    """empty when none"""
+    ratchet: _builtins.bytes
+    """engine.protocol.serialization.ratchet_to_bytes"""
+    def __init__(
+        self,
+        *,
+        shared_key: _builtins.bytes = ...,
+        initiator: _builtins.bool = ...,
+        created: _builtins.int = ...,
+        pending_ephemeral: _builtins.bytes = ...,
+        peer_ephemeral: _builtins.bytes = ...,
+        ratchet: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created", b"created", "initiator", b"initiator", "peer_ephemeral", b"peer_ephemeral", "pending_ephemeral", b"pending_ephemeral", "ratchet", b"ratchet", "shared_key", b"shared_key"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SessionRecord: _TypeAlias = SessionRecord  # noqa: Y015
+
+@_typing.final
+class SharedSecretRecord(_message.Message):
+    """A negotiated secret and the peer installations agreed on it (kind "secrets", key = C(IK peer))."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SECRET_FIELD_NUMBER: _builtins.int
+    AGREED_INSTALLATIONS_FIELD_NUMBER: _builtins.int
+    secret: _builtins.bytes
+    @_builtins.property
+    def agreed_installations(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        secret: _builtins.bytes = ...,
+        agreed_installations: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agreed_installations", b"agreed_installations", "secret", b"secret"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SharedSecretRecord: _TypeAlias = SharedSecretRecord  # noqa: Y015
