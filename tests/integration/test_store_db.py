@@ -103,7 +103,7 @@ def test_damaged_page_is_database_corrupt(tmp_path: Path) -> None:
         tx.execute("CREATE TABLE big (x BLOB)")
         tx.executemany("INSERT INTO big VALUES (?)", [(os.urandom(3000),) for _ in range(40)])
     data = bytearray(path.read_bytes())
-    data[5 * 4096 + 100] ^= 0xFF  # inside a table page: its HMAC fails
+    data[len(data) - 20 * 4096 + 100] ^= 0xFF  # inside one of big's pages (written last): its HMAC fails
     path.write_bytes(bytes(data))
     with Database.open(path, KEY) as db:
         with pytest.raises(errors.DatabaseCorrupt):
@@ -182,23 +182,25 @@ def test_split_statements_keeps_trigger_bodies() -> None:
 
 # --- migrations -------------------------------------------------------------------------------------------------
 
-SECOND = Migration(2, "notes", "CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT NOT NULL);")
+LATEST = len(MIGRATIONS)
+APPLIED = [(migration.version, migration.name) for migration in MIGRATIONS]
+NEXT = Migration(LATEST + 1, "notes", "CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT NOT NULL);")
 
 
 def test_migrations_are_applied_once_and_recorded(tmp_path: Path) -> None:
     path = tmp_path / "a.db"
     with Database.open(path, KEY, create=True) as db:
-        assert db.schema_version == len(MIGRATIONS) == 1
+        assert db.schema_version == LATEST == 2
     with Database.open(path, KEY) as db:
-        assert [row[:2] for row in db.query("SELECT version, name FROM schema_version")] == [(1, "meta")]
-    with Database.open(path, KEY, migrations=[*MIGRATIONS, SECOND]) as db:
-        assert db.schema_version == 2
+        assert [row[:2] for row in db.query("SELECT version, name FROM schema_version")] == APPLIED
+    with Database.open(path, KEY, migrations=[*MIGRATIONS, NEXT]) as db:
+        assert db.schema_version == LATEST + 1
         with db.transaction() as tx:
             tx.execute("INSERT INTO notes (body) VALUES ('x')")
-    with Database.open(path, KEY, migrations=[*MIGRATIONS, SECOND]) as db:
+    with Database.open(path, KEY, migrations=[*MIGRATIONS, NEXT]) as db:
         assert [row[:2] for row in db.query("SELECT version, name FROM schema_version")] == [
-            (1, "meta"),
-            (2, "notes"),
+            *APPLIED,
+            (LATEST + 1, "notes"),
         ]
         assert db.query("SELECT body FROM notes") == [("x",)]
 
@@ -206,26 +208,26 @@ def test_migrations_are_applied_once_and_recorded(tmp_path: Path) -> None:
 def test_a_failing_migration_changes_nothing(tmp_path: Path) -> None:
     path = tmp_path / "a.db"
     make_db(path)
-    broken = Migration(2, "broken", "CREATE TABLE half (x); INSERT INTO no_such_table VALUES (1);")
+    broken = Migration(LATEST + 1, "broken", "CREATE TABLE half (x); INSERT INTO no_such_table VALUES (1);")
     with pytest.raises(errors.StoreError, match="no such table"):
         Database.open(path, KEY, migrations=[*MIGRATIONS, broken])
     with Database.open(path, KEY) as db:
-        assert db.schema_version == 1
+        assert db.schema_version == LATEST
         assert db.query("SELECT name FROM sqlite_schema WHERE name = 'half'") == []
 
 
 def test_newer_schema_is_refused_and_changes_nothing(tmp_path: Path) -> None:
     path = tmp_path / "a.db"
-    Database.open(path, KEY, create=True, migrations=[*MIGRATIONS, SECOND]).close()
+    Database.open(path, KEY, create=True, migrations=[*MIGRATIONS, NEXT]).close()
     before = snapshot(tmp_path)
-    with pytest.raises(errors.SchemaTooNew, match="version 2"):
+    with pytest.raises(errors.SchemaTooNew, match=f"version {LATEST + 1}"):
         Database.open(path, KEY)
     assert snapshot(tmp_path) == before
 
 
 def test_migration_versions_must_be_consecutive(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="expected 2"):
-        Database.open(tmp_path / "a.db", KEY, create=True, migrations=[*MIGRATIONS, Migration(3, "gap", "")])
+    with pytest.raises(ValueError, match=f"expected {LATEST + 1}"):
+        Database.open(tmp_path / "a.db", KEY, create=True, migrations=[*MIGRATIONS, Migration(LATEST + 2, "gap", "")])
     assert not (tmp_path / "a.db").exists()
 
 
@@ -252,7 +254,7 @@ def test_permissions_are_private_even_with_a_loose_umask(tmp_path: Path, custody
 
 def test_a_failed_create_removes_what_it_made(tmp_path: Path, custody: KeyCustody) -> None:
     profile = tmp_path / "new" / "alice"
-    broken = Migration(2, "broken", "CREATE TABLE oops (;")
+    broken = Migration(LATEST + 1, "broken", "CREATE TABLE oops (;")
     with pytest.raises(errors.StoreError):
         open_profile_database(profile, "pass", create=True, custody=custody, migrations=[*MIGRATIONS, broken])
     assert list(tmp_path.iterdir()) == []
@@ -294,7 +296,7 @@ def test_create_over_a_loose_existing_folder_restores_its_mode(tmp_path: Path, c
     profile = tmp_path / "alice"
     profile.mkdir()
     profile.chmod(0o755)
-    broken = Migration(2, "broken", "CREATE TABLE oops (;")
+    broken = Migration(LATEST + 1, "broken", "CREATE TABLE oops (;")
     with pytest.raises(errors.StoreError):
         open_profile_database(profile, "pass", create=True, custody=custody, migrations=[*MIGRATIONS, broken])
     assert stat.S_IMODE(profile.stat().st_mode) == 0o755
