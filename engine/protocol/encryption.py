@@ -105,11 +105,14 @@ class EncryptionProtocol:
 
     # --- sending ----------------------------------------------------------------------------------------
 
-    def encrypt(self, recipient: bytes, plaintext: bytes, now_ns: int, entropy: Entropy) -> pb.ProtocolMessage:
+    def encrypt(self, recipient: bytes, plaintext: bytes, now_ns: int, entropy: Entropy, *,
+                dh_fallback: bool = True) -> pb.ProtocolMessage:
         """Encrypt ``plaintext`` to every active installation of ``recipient`` (33-byte key), with our bundle.
 
-        Falls back to the DH-header path (no forward secrecy) when no installation of the recipient is known.
-        ``recipient`` may be our own identity, to reach our paired installations.
+        Falls back to the DH-header path (no forward secrecy) when no installation of the recipient is known,
+        unless ``dh_fallback`` is false (then the map stays empty). ``recipient`` may be our own identity, to
+        reach our paired installations: pass ``dh_fallback=False`` there, since any own device, paired or
+        not, could read a DH-path copy.
         """
         parse_compressed(recipient)
         entries: dict[str, pb.EncryptedMessageProtocol] = {}
@@ -117,7 +120,7 @@ class EncryptionProtocol:
             entry = self._encrypt_to_installation(recipient, installation.installation_id, plaintext, entropy)
             if entry is not None:
                 entries[installation.installation_id] = entry
-        if not entries:
+        if not entries and dh_fallback:
             entries[NO_INSTALLATION_ID] = self._dh_entry(recipient, plaintext, entropy)
         return self._protocol_message(entries, now_ns, entropy)
 

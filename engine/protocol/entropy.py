@@ -30,6 +30,8 @@ class BytesPurpose(StrEnum):
     GCM_NONCE = "gcm_nonce"
     PADDING = "padding"
     ECIES_IV = "ecies_iv"
+    RECOVERY_PHRASE = "recovery_phrase"
+    INSTALLATION_ID = "installation_id"
 
 
 class Entropy(Protocol):

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from ..crypto.keys import KeyPair
+from ..crypto.keys import KeyPair, ecdh
 from .ratchet import RatchetState
 
 BUNDLE_REFRESH_NS = 86_400_000 * 10**6
@@ -63,6 +63,11 @@ class Installation:
     protocol_version: int
     enabled: bool
     timestamp: int
+    name: str = ""
+    """Device name announced by a paired sibling (``SyncPairInstallation``)."""
+    device_type: str = ""
+    last_seen_ns: int = 0
+    """When a message from this installation was last accepted here."""
 
 
 @dataclass(slots=True, eq=False)
@@ -177,6 +182,19 @@ class ProtocolState:
         installation.enabled = enabled
         self.dirty.add((Table.INSTALLATIONS, (identity, installation_id)))
 
+    def describe_installation(self, identity: bytes, installation_id: str, name: str, device_type: str) -> None:
+        """Record the name and device type a sibling announced for itself."""
+        installation = self.installations[(identity, installation_id)]
+        installation.name, installation.device_type = name, device_type
+        self.dirty.add((Table.INSTALLATIONS, (identity, installation_id)))
+
+    def saw_installation(self, identity: bytes, installation_id: str, now_ns: int) -> None:
+        """Note that a message from this installation was just accepted."""
+        installation = self.installations.get((identity, installation_id))
+        if installation is not None and installation.last_seen_ns < now_ns:
+            installation.last_seen_ns = now_ns
+            self.dirty.add((Table.INSTALLATIONS, (identity, installation_id)))
+
     def active_installations(self, identity: bytes) -> list[Installation]:
         """Enabled installations of ``identity`` other than this one, newest first, at most three."""
         found = [i for i in self.installations.values()
@@ -215,6 +233,16 @@ class ProtocolState:
         self.dirty.add((Table.SESSIONS, session.key))
 
     # --- negotiated secrets -----------------------------------------------------------------------------
+
+    def negotiated_secret(self, identity: bytes) -> bytes:
+        """The secret of the negotiated topic with ``identity`` (spec §9.1): stored, else computed."""
+        stored = self.shared_secrets.get(identity)
+        return stored if stored is not None else ecdh(self.identity.private, identity)
+
+    def agreed(self, identity: bytes, installation_ids: list[str]) -> bool:
+        """True when every one of ``installation_ids`` of ``identity`` agreed on the negotiated topic."""
+        agreed = self.agreed_installations.get(identity, set())
+        return all(installation_id in agreed for installation_id in installation_ids)
 
     def agree(self, identity: bytes, secret: bytes, installation_id: str) -> None:
         """Store the negotiated secret with ``identity`` (first one wins) and mark an installation agreed."""

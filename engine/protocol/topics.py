@@ -11,6 +11,7 @@ Callers keep the keyed :class:`Topic` to cache the key.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from functools import lru_cache
 
 from ..crypto.hashing import keccak256
 from ..crypto.kdf import topic_symmetric_key
@@ -76,8 +77,9 @@ def content_topic(name: str) -> str:
     return content_topic_of(topic(name))
 
 
+@lru_cache(maxsize=1024)
 def symmetric_key(name: str) -> bytes:
-    """The 32-byte envelope key of a symmetric topic (PBKDF2-HMAC-SHA256, 65 356 iterations: slow)."""
+    """The 32-byte envelope key of a symmetric topic (PBKDF2-HMAC-SHA256, 65 356 iterations: slow; cached)."""
     return topic_symmetric_key(name)
 
 
