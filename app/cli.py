@@ -26,6 +26,30 @@ def _conformance(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _simulate(args: argparse.Namespace) -> int:
+    from engine.simulation import parse_seeds, run_seeds, summary
+
+    try:
+        seeds = parse_seeds(args.seeds)
+    except ValueError as exc:
+        print(f"sottovoce: {exc}", file=sys.stderr)
+        return 2
+    if args.accounts < 2 or args.devices < 1 or args.messages < 0:
+        print("sottovoce: a simulation needs --accounts >= 2, --devices >= 1 and --messages >= 0", file=sys.stderr)
+        return 2
+    results = []
+    for result in run_seeds(seeds, accounts=args.accounts, devices=args.devices, messages=args.messages):
+        results.append(result)
+        if result.failure is not None:
+            print(f"FAIL seed {result.seed}: {result.failure}", flush=True)
+        elif args.verbose:
+            print(f"ok seed {result.seed}: {result.seconds:.2f} s, {result.counts}", flush=True)
+    failed = sum(r.failure is not None for r in results)
+    print(summary(results))
+    print(f"{len(results) - failed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sottovoce", description="End-to-end encrypted messenger")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -34,6 +58,16 @@ def build_parser() -> argparse.ArgumentParser:
     conformance.add_argument("files", nargs="+", metavar="FILE")
     conformance.add_argument("-v", "--verbose", action="store_true", help="print a summary per file")
     conformance.set_defaults(handler=_conformance)
+
+    from engine.simulation import DEFAULT_MESSAGES
+
+    simulate = commands.add_parser("simulate", help="seeded network simulations checked against invariants")
+    simulate.add_argument("--seeds", default="1..10", metavar="A..B", help="seeds to run (inclusive)")
+    simulate.add_argument("--accounts", type=int, default=3, metavar="N", help="accounts per simulation")
+    simulate.add_argument("--devices", type=int, default=2, metavar="M", help="installations per account")
+    simulate.add_argument("--messages", type=int, default=DEFAULT_MESSAGES, metavar="K", help="messages per seed")
+    simulate.add_argument("-v", "--verbose", action="store_true", help="print the figures of every seed")
+    simulate.set_defaults(handler=_simulate)
 
     from app.bench_cli import add_bench_parser
 

@@ -214,7 +214,7 @@ def test_a_failed_create_removes_the_keyring_entry(tmp_path: Path, memory_keyrin
     with pytest.raises(errors.ProfileExists):
         open_profile_database(tmp_path / "alice", create=True, custody=custody)
     assert memory_keyring.entries == {}
-    broken = [*MIGRATIONS, Migration(2, "broken", "SELECT * FROM nowhere;")]
+    broken = [*MIGRATIONS, Migration(len(MIGRATIONS) + 1, "broken", "SELECT * FROM nowhere;")]
     with pytest.raises(errors.StoreError):
         open_profile_database(tmp_path / "bob", create=True, custody=custody, migrations=broken)
     assert memory_keyring.entries == {}
