@@ -440,6 +440,7 @@ class Simulation:
         saved_faults, self.relay.faults = self.relay.faults, Faults(0.0, 0.0, 0.0, 0)
         try:
             for _ in range(SETTLE_ROUNDS):
+                self.now += RETRY_NS  # time passes: rescheduled outbox items fall due
                 log_size = len(self.relay.log)
                 for device in self.devices.values():
                     if not device.wiped and device.engine is None:
