@@ -328,3 +328,36 @@ class SharedSecretRecord(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SharedSecretRecord: _TypeAlias = SharedSecretRecord  # noqa: Y015
+
+@_typing.final
+class ContactRecord(_message.Message):
+    """A contact the user added (kind "contacts", key = C(IK), 33 bytes). Local only: the nickname is never sent."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    DISPLAY_NAME_FIELD_NUMBER: _builtins.int
+    VERIFIED_FIELD_NUMBER: _builtins.int
+    ADDED_NS_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """the nickname the user gave; unique in a profile (case-insensitively)"""
+    display_name: _builtins.str
+    """the display name the contact's code announced (an unsigned hint), or empty"""
+    verified: _builtins.bool
+    """the user compared the emoji hash / chat key out of band"""
+    added_ns: _builtins.int
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        display_name: _builtins.str = ...,
+        verified: _builtins.bool = ...,
+        added_ns: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["added_ns", b"added_ns", "display_name", b"display_name", "name", b"name", "verified", b"verified"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ContactRecord: _TypeAlias = ContactRecord  # noqa: Y015

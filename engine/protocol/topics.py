@@ -72,6 +72,17 @@ def content_topic_of(topic_bytes: bytes) -> str:
     return f"/waku/1/0x{topic_bytes.hex()}/rfc26"
 
 
+def topic_of_content_topic(content_topic: str) -> bytes:
+    """The 4-byte topic of a content topic made by :func:`content_topic_of` (``ValueError`` for any other)."""
+    prefix, suffix = "/waku/1/0x", "/rfc26"
+    if not (content_topic.startswith(prefix) and content_topic.endswith(suffix)):
+        raise ValueError(f"not a Waku v1 content topic: {content_topic!r}")
+    raw = bytes.fromhex(content_topic[len(prefix):-len(suffix)])
+    if len(raw) != TOPIC_LEN:
+        raise ValueError(f"not a Waku v1 content topic: {content_topic!r}")
+    return raw
+
+
 def content_topic(name: str) -> str:
     """The Waku v2 content topic of a name: ``/waku/1/0x<hex(topic(name))>/rfc26``."""
     return content_topic_of(topic(name))
