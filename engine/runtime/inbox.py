@@ -1,0 +1,174 @@
+"""The inbox: catch-up of every subscribed topic, then live delivery, into the session engine.
+
+Positions kept in the store (``cursors``), each written in the transaction of the step it describes:
+
+* ``inbox:relay_time`` - the relay time of the last envelope processed by the reader that follows every
+  backfilled topic. A restart reads the backfilled topics again from there, minus :data:`MARGIN_NS` (relay
+  clocks of a cluster need not agree to the nanosecond); what was already processed is skipped by the
+  engine's seen-envelope check, so nothing is shown twice.
+* ``inbox:topic:<hex>`` - present once a topic's history since the account's creation has been read. A topic
+  without it (a new installation's, or a new contact's) is read from the account's creation.
+
+Live delivery uses the relay sequence: history up to its cursor, then ``subscribe(after_sequence=...)``, so
+there is no gap between catch-up and live. When processing a message makes the engine listen on more
+topics (a first message from a new contact), the new topics are read from the account's creation and the
+live subscription is replaced by one over every topic, from the same sequence.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from collections.abc import Awaitable, Callable
+
+from ..errors import SottovoceError
+from ..protocol.topics import topic_of_content_topic
+from ..sessions.engine import SessionEngine
+from ..sessions.events import Event
+from ..transport.errors import TransportClosed, TransportError
+from ..transport.port import History, ReceivedEnvelope, Subscription, Transport
+
+log = logging.getLogger(__name__)
+
+RELAY_TIME_CURSOR = "inbox:relay_time"
+TOPIC_CURSOR_PREFIX = "inbox:topic:"
+MARGIN_NS = 120 * 10**9
+"""Catch-up starts this long before the last position (relay clock skew, non-monotonic stream times)."""
+PROGRESS_EVERY = 100
+MAX_BACKOFF_S = 5.0
+
+
+class Inbox:
+    """Runs until cancelled. :attr:`caught_up` is set while every subscribed topic is being followed live."""
+
+    def __init__(self, engine: SessionEngine, transport: Transport, emit: Callable[[list[Event]], None],
+                 wait_connected: Callable[[], Awaitable[None]],
+                 progress: Callable[[int, bool], None] | None = None) -> None:
+        self.engine = engine
+        self.transport = transport
+        self._emit = emit
+        self._wait_connected = wait_connected
+        self._progress = progress or (lambda processed, caught_up: None)
+        self.caught_up = asyncio.Event()
+        self.processed = 0
+        self.failures: Counter[str] = Counter()
+        """Envelopes that could not be processed (a store failure), by error code."""
+        self._position: int | None = None
+        self._followed: frozenset[bytes] = frozenset()
+        self._live: Subscription | None = None
+        self._closing: set[asyncio.Task[None]] = set()
+
+    # --- topics and positions ---------------------------------------------------------------------------
+
+    def wanted(self) -> frozenset[bytes]:
+        """The 4-byte topics of every content topic the engine listens on."""
+        return frozenset(topic_of_content_topic(ct) for ct in self.engine.core.subscriptions())
+
+    def _backfilled(self, topic: bytes) -> bool:
+        return self.engine.store.cursor(TOPIC_CURSOR_PREFIX + topic.hex()) is not None
+
+    def _mark_backfilled(self, topics: frozenset[bytes]) -> None:
+        now = self.engine.clock()
+        with self.engine.store.transaction() as writer:
+            for topic in sorted(topics):
+                writer.set_cursor(TOPIC_CURSOR_PREFIX + topic.hex(), now)
+
+    def _creation_since(self) -> int:
+        return max(0, self.engine.account.created_ns - MARGIN_NS)
+
+    def _resume_since(self) -> int:
+        last = self.engine.store.cursor(RELAY_TIME_CURSOR)
+        return self._creation_since() if last is None else max(0, last - MARGIN_NS)
+
+    def refresh(self) -> None:
+        """Call after the engine may have started listening on more topics (a contact added, a first message
+        sent): ends the live subscription so that the next round reads the new topics' history."""
+        live = self._live
+        if live is None or self.wanted() <= self._followed:
+            return
+        self._live = None
+        task = asyncio.ensure_future(live.close())
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+    # --- the loop ---------------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        backoff = 0.2
+        while True:
+            await self._wait_connected()
+            try:
+                await self._round()
+                backoff = 0.2
+            except TransportClosed:
+                raise
+            except TransportError as exc:
+                self._set_caught_up(False)
+                log.debug("inbox interrupted (%s); resuming", exc.code)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF_S)
+
+    async def _round(self) -> None:
+        """Catch up what is not followed yet, then follow everything live until the topics grow."""
+        wanted = self.wanted()
+        if self._position is None:
+            self._set_caught_up(False)
+            backfilled = frozenset(t for t in wanted if self._backfilled(t))
+            if backfilled:
+                self._position = await self._read(self.transport.history(backfilled, self._resume_since()),
+                                                  keep_position=True)
+                self._followed = backfilled
+        fresh = wanted - self._followed
+        if fresh:
+            self._set_caught_up(False)
+            alone = not self._followed  # nothing else is followed: its times are the inbox's position
+            end = await self._read(self.transport.history(fresh, self._creation_since()), keep_position=alone)
+            self._mark_backfilled(fresh)
+            self._followed |= fresh
+            if self._position is None:
+                self._position = end
+        if not self.wanted() <= self._followed or self._position is None:
+            return  # processing the history added topics: read those first
+        live = await self.transport.subscribe(self._followed, after_sequence=self._position)
+        self._live = live
+        try:
+            self._set_caught_up(True)
+            async for envelope in live:
+                self._process(envelope, keep_position=True)
+                self._position = envelope.sequence
+                if not self.wanted() <= self._followed:
+                    return
+        finally:
+            self._live = None
+            await live.close()
+
+    async def _read(self, history: History, *, keep_position: bool) -> int:
+        try:
+            async for envelope in history:
+                self._process(envelope, keep_position=keep_position)
+        finally:
+            await history.aclose()
+        return history.cursor
+
+    def _process(self, envelope: ReceivedEnvelope, *, keep_position: bool) -> None:
+        cursor = (RELAY_TIME_CURSOR, envelope.relay_time_ns) if keep_position else None
+        try:
+            events = self.engine.receive(envelope.payload, cursor=cursor)
+        except SottovoceError as exc:  # the store failed (disk full...): the envelope is read again next start
+            self.failures[exc.code] += 1
+            log.warning("could not process an envelope: %s", exc.code)
+            return
+        self.processed += 1
+        if not self.caught_up.is_set() and self.processed % PROGRESS_EVERY == 0:
+            self._progress(self.processed, False)
+        self._emit(events)
+
+    def _set_caught_up(self, caught_up: bool) -> None:
+        if caught_up == self.caught_up.is_set():
+            return
+        if caught_up:
+            self.caught_up.set()
+        else:
+            self.caught_up.clear()
+        self._progress(self.processed, caught_up)
