@@ -103,10 +103,13 @@ def _split_peer(key: bytes) -> tuple[bytes, str]:
 def save_dirty(state: ProtocolState, writer: StoreWriter) -> int:
     """Write every record ``state.dirty`` names, then clear it; returns how many records were written."""
     written = 0
+    sessions_changed = False
     for table, key in sorted(state.dirty, key=lambda item: (item[0].value, repr(item[1]))):
         written += _save(state, writer, table, key)
+        sessions_changed |= table is Table.SESSIONS
     state.dirty.clear()
-    writer.put_meta(SESSION_COUNTER_META, state.session_counter.to_bytes(8, "big"))
+    if sessions_changed:  # the counter only moves when a session is created
+        writer.put_meta(SESSION_COUNTER_META, state.session_counter.to_bytes(8, "big"))
     return written
 
 
