@@ -104,8 +104,8 @@ class Bundle:
     def from_proto(cls, message: pb.Bundle) -> Bundle:
         prekeys = {
             installation_id: SignedPreKey(entry.signed_pre_key, entry.version, entry.protocol_version)
-            for installation_id, entry in message.signed_pre_keys.items()
-        }
+            for installation_id, entry in sorted(message.signed_pre_keys.items())
+        }  # sorted: protobuf map order differs between processes, and installations are learned in this order
         return cls(bytes(message.identity), MappingProxyType(prekeys), bytes(message.signature),
                    message.timestamp)
 

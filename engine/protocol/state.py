@@ -199,7 +199,8 @@ class ProtocolState:
         """Enabled installations of ``identity`` other than this one, newest first, at most three."""
         found = [i for i in self.installations.values()
                  if i.identity == identity and i.enabled and i.installation_id != self.installation_id]
-        found.sort(key=lambda i: i.timestamp, reverse=True)
+        # Newest first; ties (every entry of one bundle shares its timestamp) by id, so the choice is stable.
+        found.sort(key=lambda i: (-i.timestamp, i.installation_id))
         return found[:MAX_ACTIVE_INSTALLATIONS]
 
     # --- sessions ---------------------------------------------------------------------------------------

@@ -71,7 +71,9 @@ class Step:
     """The outcome of one protocol step, to commit in one transaction (protocol state: ``state.dirty``).
 
     ``consumed`` says whether the envelope is done with (processed or permanently rejected) and must be
-    remembered as seen; ``rejected`` is why an incoming envelope or message was dropped.
+    remembered as seen; ``authenticated`` that its payload opened and carried a valid signature (only then
+    does its Waku message hash, which does not cover every field, name it); ``rejected`` is why an incoming
+    envelope or message was dropped.
     """
 
     messages: list[StoredMessage] = field(default_factory=list)
@@ -79,6 +81,7 @@ class Step:
     records: list[tuple[str, bytes, bytes]] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
     consumed: bool = True
+    authenticated: bool = False
     rejected: SottovoceError | None = None
 
     def reject(self, error: SottovoceError) -> None:
@@ -267,12 +270,12 @@ class SessionCore:
         if self.state.active_installations(self.identity):
             to_self = self.protocol.encrypt(self.identity, wrapped.amm, now_ns, entropy, dh_fallback=False)
             if to_self.encrypted_message:
-                copies = tuple(to_self.encrypted_message)
+                copies = tuple(sorted(to_self.encrypted_message))
                 copy = self._envelope(self.identity, to_self, now_ns, entropy, None)
                 step.outbox.append(copy)
                 copy_envelope = copy.envelope_hash
-        sent = SentMessage(wrapped.message_id, tuple(to_peer.encrypted_message), copies, envelope.envelope_hash,
-                           copy_envelope)
+        sent = SentMessage(wrapped.message_id, tuple(sorted(to_peer.encrypted_message)), copies,
+                           envelope.envelope_hash, copy_envelope)
         step.messages.append(StoredMessage(wrapped.message_id, peer, self.identity, self.installation_id,
                                            Direction.OUT, text, inner.clock, now_ms, now_ns, sent.forward_secret,
                                            DeliveryState.QUEUED))
@@ -295,7 +298,7 @@ class SessionCore:
         if installations and self.state.agreed(recipient, installations):
             topic = self._topic(negotiated_topic(self.state.negotiated_secret(recipient)))
             return self._seal(topic, message, now_ns, entropy, message_id)
-        data = message.SerializeToString()
+        data = message.SerializeToString(deterministic=True)
         payload = waku.seal_asymmetric(
             data, self.account.identity.private, recipient,
             padding=_padding(data, entropy), ephemeral=entropy.new_key(KeyPurpose.ECIES_EPHEMERAL),
@@ -306,7 +309,7 @@ class SessionCore:
     def _seal(self, topic: Topic, message: pb.ProtocolMessage, now_ns: int, entropy: Entropy,
               message_id: str | None) -> OutboxItem:
         assert topic.sym_key is not None
-        data = message.SerializeToString()
+        data = message.SerializeToString(deterministic=True)
         payload = waku.seal_symmetric(data, self.account.identity.private, topic.sym_key,
                                       padding=_padding(data, entropy),
                                       nonce=entropy.random_bytes(12, BytesPurpose.GCM_NONCE))
@@ -329,6 +332,7 @@ class SessionCore:
             step.reject(NotForUs() if isinstance(key, waku.AsymmetricKey) and isinstance(exc, DecryptionFailed)
                         else exc)
             return step
+        step.authenticated = True
         sender = opened.signer
         known_before = set(self.state.installations)
         try:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 
+from ..crypto.hashing import sha256
 from ..errors import SottovoceError
 from ..protocol.bundle import Bundle
 from ..protocol.entropy import Entropy
@@ -86,7 +87,10 @@ class SessionEngine:
             self.rejections[exc.code] += 1
             return [EnvelopeRejected(exc.code, str(exc))]
         envelope_hash = envelope.hash()
-        if self.store.has_seen(envelope_hash):
+        # The Waku hash leaves out ``version`` and ``ephemeral``: a forged variant of a genuine envelope has the
+        # same hash, so an envelope that fails to open is remembered by the hash of its exact bytes instead.
+        raw_hash = sha256(data)
+        if self.store.has_seen(envelope_hash) or self.store.has_seen(raw_hash):
             if cursor is not None:
                 self._commit(Step(), lambda writer: writer.set_cursor(*cursor))
             return []
@@ -95,7 +99,7 @@ class SessionEngine:
 
         def finish(writer: StoreWriter) -> None:
             if step.consumed:
-                writer.mark_seen(envelope_hash, now)
+                writer.mark_seen(envelope_hash if step.authenticated else raw_hash, now)
             if cursor is not None:
                 writer.set_cursor(*cursor)
 
