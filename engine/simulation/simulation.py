@@ -42,7 +42,7 @@ from ..protocol.state import Table
 from ..protocol.waku import WakuMessage
 from ..sessions.accounts import create_account
 from ..sessions.engine import SessionEngine
-from ..sessions.events import EnvelopeRejected, Event, MessageReceived
+from ..sessions.events import EnvelopeRejected, Event, InstallationPaired, MessageReceived
 from ..sessions.records import session_from_bytes, session_key
 from ..store.memory_store import MemorySessionStore
 from ..store.port import Direction, OutboxItem, StoredMessage
@@ -107,6 +107,8 @@ class Expectation:
     envelope: bytes
     copy_envelope: bytes | None
     event: str
+    paired: set[str] = field(default_factory=set)
+    """The sender's siblings the simulation saw paired with it when it sent (kept apart from the engine)."""
     peer_lost: bool = False
     copy_lost: bool = False
 
@@ -139,6 +141,8 @@ class Simulation:
         self.phrases: list[str] = []
         self.generation: Counter[int] = Counter()
         self.expectations: dict[str, Expectation] = {}
+        self.paired: dict[str, set[str]] = {}
+        """Device name -> the siblings it enabled, as the simulation saw pairing happen (its own model)."""
         self.counts: Counter[str] = Counter()
         self.event = "setup"
 
@@ -244,6 +248,8 @@ class Simulation:
         for event in events:
             if isinstance(event, MessageReceived):
                 self._check_received(device, event.message, entry)
+            elif isinstance(event, InstallationPaired):
+                self.paired.setdefault(device.name, set()).add(self.by_installation[event.installation_id].name)
             elif isinstance(event, EnvelopeRejected):
                 device.rejections[event.code] += 1
                 if event.code not in EXPECTED_REJECTIONS:
@@ -263,7 +269,7 @@ class Simulation:
         if message.text != expected.text or message.author != author:
             raise self._fail("authentic", f"{device.name} showed {message.message_id} with other text or author")
         if own_copy:
-            if message.direction != Direction.OUT_COPY or message.chat != chat or device.name not in expected.copies:
+            if message.direction != Direction.OUT_COPY or message.chat != chat or device.name not in expected.paired:
                 raise self._fail("confined", f"{device.name} showed a copy of {message.message_id} "
                                              "it was not paired for")
         elif device.account == expected.peer:
@@ -339,14 +345,17 @@ class Simulation:
             self._crashed_in_commit(device)
             return
         device.sent.add(sent.message_id)
+        paired = set(self.paired.get(device.name, ()))
+        copies = {self.by_installation[i].name for i in sent.copies}
+        if not copies <= paired:
+            raise self._fail("confined", f"{device.name} sent a copy to unpaired {sorted(copies - paired)}")
         if sent.forward_secret:
             recipients = {self.by_installation[i].name for i in sent.recipients}
         else:
             recipients = {d.name for d in self._account_devices(peer)}
         self.expectations[sent.message_id] = Expectation(
             sent.message_id, text, device.name, device.account, peer, recipients,
-            {self.by_installation[i].name for i in sent.copies}, not sent.forward_secret, sent.envelope,
-            sent.copy_envelope, self.event)
+            copies, not sent.forward_secret, sent.envelope, sent.copy_envelope, self.event, paired)
         self.counts["sent"] += 1
         self.counts["sent_without_forward_secrecy"] += not sent.forward_secret
 
@@ -419,6 +428,11 @@ class Simulation:
         except SimulatedCrash:
             self._crashed_in_commit(device)
             return
+        siblings = self.paired.setdefault(device.name, set())
+        if enable:
+            siblings.add(self.by_installation[target].name)
+        else:
+            siblings.discard(self.by_installation[target].name)
         self.counts["pairings" if enable else "unpairings"] += 1
 
     def _advertise(self) -> None:
@@ -481,6 +495,7 @@ class Simulation:
             for other in others:
                 self.event = f"setup: pair {first.name} with {other.name}"
                 self._engine(first).pair(other.installation_id)
+                self.paired.setdefault(first.name, set()).add(other.name)
         for a in range(self.n_accounts):  # some contacts scanned each other's QR code, the others start by chat key
             for b in range(self.n_accounts):
                 if a != b and self.rng.random() < 0.5:

@@ -152,11 +152,6 @@ def _fresh_interpreter_runs() -> Any:
     return json.loads(done.stdout)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "engine bug: runs depend on protobuf (upb) map iteration order, randomized per process. Bundle.from_proto "
-    "copies the map in that order, so installations are learned, encrypted to (consuming entropy) and, when "
-    "timestamps tie, chosen among (active_installations keeps 3) in a process-dependent order: a seed's outcome "
-    "can differ between processes (before d21626f, seed 24 of 3x2x250 failed in about half of them)"))
 def test_the_same_seed_gives_the_same_run_in_a_fresh_interpreter() -> None:
     first, second = _fresh_interpreter_runs(), _fresh_interpreter_runs()
     assert [row[:3] for row in first] == [row[:3] for row in second]
@@ -200,10 +195,6 @@ def _ignore_enabled(self: ProtocolState, identity: bytes) -> list[Installation]:
     return found[:MAX_ACTIVE_INSTALLATIONS]
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "simulation gap: 'confined' checks an own copy's receiver against SentMessage.copies, the fan-out the "
-    "engine itself reports, never against the installations the sender had paired (engine.devices() enabled), "
-    "so an engine that sends copies to unpaired siblings passes every seed"))
 def test_copies_to_unpaired_siblings_break_confined(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(ProtocolState, "active_installations", _ignore_enabled)
     first_failure("confined", devices=3, messages=60)
