@@ -265,11 +265,11 @@ class Messenger:
         if self._closed:
             return
         self._closed = True
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(BaseException):
-                await task
+        pending = set(self._tasks)
+        while pending:  # cancel again if a task swallowed the cancellation
+            for task in pending:
+                task.cancel()
+            _, pending = await asyncio.wait(pending, timeout=1.0)
         self._tasks.clear()
         if self._transport is not None:
             with contextlib.suppress(Exception):

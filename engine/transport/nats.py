@@ -128,6 +128,19 @@ def _unavailable(exc: BaseException) -> RelayUnavailable:
     return RelayUnavailable(f"relay unavailable ({type(exc).__name__}: {exc})".replace("\n", " "))
 
 
+async def _reap(cancelled: asyncio.Future[Any]) -> None:
+    """Wait for a task or future we cancelled, ignoring how it ended, but never swallowing a cancellation of
+    the caller itself (``suppress(CancelledError)`` would, and the caller's task would then never stop)."""
+    try:
+        await cancelled
+    except asyncio.CancelledError:
+        current = asyncio.current_task()
+        if current is not None and current.cancelling():
+            raise
+    except Exception:
+        pass
+
+
 # --- readers -----------------------------------------------------------------------------------------------
 
 
@@ -227,8 +240,7 @@ class _Reader:
         self._t._readers.discard(self)
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await _reap(self._task)
             self._task = None
         await self._drop_consumer()
         self._queue.put_nowait(_END)
@@ -664,8 +676,7 @@ class NatsTransport:
             down.cancel()
         if not request.done():
             request.cancel()
-            with contextlib.suppress(BaseException):
-                await request
+            await _reap(request)
             raise RelayUnavailable("lost the relay connection while publishing")
         try:
             request.result()
