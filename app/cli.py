@@ -50,9 +50,24 @@ def _simulate(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _global_options(parser: argparse.ArgumentParser, default: object) -> None:
+    parser.add_argument("--profile", metavar="DIR", default=default,
+                        help="profile folder (default: $SOTTOVOCE_PROFILE, config, else <user data>/default)")
+    parser.add_argument("--transport", metavar="URL", default=default,
+                        help="relay URL(s), comma-separated (default: $SOTTOVOCE_TRANSPORT, config, else the "
+                             "embedded relay)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sottovoce", description="End-to-end encrypted messenger")
+    _global_options(parser, None)
+    common = argparse.ArgumentParser(add_help=False)
+    _global_options(common, argparse.SUPPRESS)  # also accepted after the verb
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    from app.commands import add_commands
+
+    add_commands(commands, common)
 
     conformance = commands.add_parser("conformance", help="run status-go vector files against this code")
     conformance.add_argument("files", nargs="+", metavar="FILE")
@@ -76,12 +91,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one verb. User errors (typed engine errors, bad files) are one line on stderr and exit code 1."""
+    from app.commands import CliError
+    from app.config import ConfigError
+    from engine.errors import SottovoceError
+
     args = build_parser().parse_args(argv)
     handler: Handler = args.handler
     try:
         return handler(args)
     except KeyboardInterrupt:
         return 130
+    except (SottovoceError, CliError, ConfigError) as exc:
+        print(f"sottovoce: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":
