@@ -175,6 +175,7 @@ async def _contacts(m: Messenger, args: argparse.Namespace) -> int:
 
 
 async def _send(m: Messenger, args: argparse.Namespace) -> int:
+    m.recipient(args.to)  # an unknown name fails before any network work
     deadline = time.monotonic() + args.timeout
     await _started(m, args.timeout)
     sent = await m.send_text(args.to, args.text, wait=True, timeout=max(0.1, deadline - time.monotonic()))

@@ -452,6 +452,11 @@ class Messenger:
         except SottovoceError:
             raise ContactNotFound(f"no contact called {to!r}, and it is not a chat key") from None
 
+    def recipient(self, to: Contact | str | bytes) -> str:
+        """The chat key :meth:`send_text` would write to for ``to`` (``ContactNotFound`` if none)."""
+        self._check_open()
+        return chat_key_text(self._recipient(to))
+
     async def send_text(self, to: Contact | str | bytes, text: str, *, wait: bool = False,
                         timeout: float | None = None) -> ChatMessage:
         """Send ``text`` to a contact (name), a chat key (``zQ3…`` text or 33 bytes) or a :class:`Contact`.

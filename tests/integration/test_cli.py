@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.transport.relay import free_port
+from engine.transport.relay import EmbeddedRelay, free_port
 from tests.integration.nats_fixtures import requires_nats
 
 pytestmark = [requires_nats, pytest.mark.timeout(60)]
@@ -21,10 +21,15 @@ SOTTOVOCE = [sys.executable, "-m", "app"]
 
 
 @pytest.fixture
-def env(tmp_path: Path) -> dict[str, str]:
-    """A passphrase instead of the keyring, and a private data folder (no user config, no shared relay)."""
-    return {**os.environ, "SOTTOVOCE_PASSPHRASE": "cli test passphrase",
-            "SOTTOVOCE_DATA_DIR": str(tmp_path / "data"), "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+def env(tmp_path: Path) -> Iterator[dict[str, str]]:
+    """A passphrase instead of the keyring, and a private data folder (no user config, no shared relay).
+
+    An embedded relay a command may have started there is stopped at the end.
+    """
+    data = tmp_path / "data"
+    yield {**os.environ, "SOTTOVOCE_PASSPHRASE": "cli test passphrase", "SOTTOVOCE_DATA_DIR": str(data),
+           "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    EmbeddedRelay(data).stop()
 
 
 @pytest.fixture
