@@ -303,8 +303,9 @@ class SessionCore:
             data, self.account.identity.private, recipient,
             padding=_padding(data, entropy), ephemeral=entropy.new_key(KeyPurpose.ECIES_EPHEMERAL),
             iv=entropy.random_bytes(waku.ECIES_IV_LEN, BytesPurpose.ECIES_IV))
-        return _outbox_item(waku.build_message(payload, partitioned_topic(recipient).content_topic, now_ns),
-                            partitioned_topic(recipient).topic, message_id, now_ns)
+        partitioned = partitioned_topic(recipient)
+        return _outbox_item(waku.build_message(payload, partitioned.content_topic, now_ns), partitioned.topic,
+                            message_id, now_ns)
 
     def _seal(self, topic: Topic, message: pb.ProtocolMessage, now_ns: int, entropy: Entropy,
               message_id: str | None) -> OutboxItem:

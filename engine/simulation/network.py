@@ -81,9 +81,6 @@ class SimulatedRelay:
             out.append(self.log[heapq.heappop(queue)[2]])
         return out
 
-    def pending(self, name: str) -> int:
-        return len(self._queues.get(name, ()))
-
     def disconnect(self, name: str) -> None:
         """``name`` went offline: what was in flight to it is lost (it will catch up from the log)."""
         lost = len(self._queues.pop(name, ()))

@@ -212,7 +212,12 @@ class Simulation:
         return self.relay.publish(envelope.content_topic, item.waku_message, self._subscribers)
 
     def _deliver(self, device: Device, entry: LogEntry) -> None:
+        """Hand ``entry`` to a running device, if it listens on its topic (as a relay subscription would)."""
+        if not device.up:
+            return
         engine = self._engine(device)
+        if entry.content_topic not in engine.core.subscriptions():
+            return
         try:
             events = engine.receive(entry.data)
         except SimulatedCrash:
@@ -234,8 +239,6 @@ class Simulation:
             fresh = topics - seen_topics
             seen_topics |= topics
             for entry in list(self.relay.log):
-                if not device.up:
-                    return
                 if entry.content_topic in fresh:
                     self._deliver(device, entry)
 
@@ -308,11 +311,7 @@ class Simulation:
 
     def _check_settled(self) -> None:
         for expected in self.expectations.values():
-            targets: list[tuple[set[str], bool]] = [(expected.copies, expected.copy_lost)]
-            if expected.dh_path:
-                targets.append((set(expected.recipients), expected.peer_lost))
-            else:
-                targets.append((expected.recipients, expected.peer_lost))
+            targets = ((expected.copies, expected.copy_lost), (expected.recipients, expected.peer_lost))
             for names, lost in targets:
                 if lost:
                     continue
@@ -366,11 +365,8 @@ class Simulation:
             self._restart(device)
             return
         for entry in self.relay.due(device.name, self.rng.randint(1, 8)):
-            if not device.up:
-                return
             self.event = f"deliver #{entry.sequence} to {device.name}"
-            if entry.content_topic in self._engine(device).core.subscriptions():
-                self._deliver(device, entry)
+            self._deliver(device, entry)
 
     def _flush_some(self) -> None:
         up = self._up()
@@ -466,8 +462,7 @@ class Simulation:
                 for device in self._up():
                     for entry in self.relay.due(device.name, 1_000_000):
                         self.event = f"settle: deliver #{entry.sequence} to {device.name}"
-                        if device.up and entry.content_topic in self._engine(device).core.subscriptions():
-                            self._deliver(device, entry)
+                        self._deliver(device, entry)
                 for device in self._up():
                     self.event = f"settle: catch up {device.name}"
                     self._catch_up(device)
@@ -484,7 +479,7 @@ class Simulation:
             words = SeededEntropy(f"sim-{self.seed}-phrase-{account}").random_bytes(16, BytesPurpose.RECOVERY_PHRASE)
             self.phrases.append(new_recovery_phrase(words))
             first = self._new_device(account)
-            self.identities.append(first.engine.identity if first.engine else b"")
+            self.identities.append(self._engine(first).identity)
             for _ in range(self.n_devices - 1):
                 self._new_device(account)
         for device in self._up():
