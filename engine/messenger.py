@@ -71,7 +71,6 @@ from .runtime.errors import (
 )
 from .runtime.events import (
     ConnectionChanged,
-    DeliveryChanged,
     DeviceFound,
     DevicePaired,
     Event,
@@ -86,6 +85,7 @@ from .runtime.views import ChatMessage, Device, Identity
 from .sessions import events as session_events
 from .sessions.accounts import create_account
 from .sessions.engine import SessionEngine
+from .sessions.events import DeliveryChanged
 from .store.port import DeliveryState, Direction, SessionStore, StoredMessage
 from .store.sqlcipher_store import SqlCipherSessionStore
 from .transport.errors import RelayStartFailed, RelayUnavailable
@@ -573,7 +573,7 @@ class Messenger:
             if isinstance(event, session_events.MessageReceived):
                 self._hub.publish(MessageReceived(self._view(event.message)))
             elif isinstance(event, session_events.DeliveryChanged):
-                self._hub.publish(DeliveryChanged(event.message_id, event.state))
+                self._hub.publish(event)
             elif isinstance(event, session_events.InstallationFound):
                 self._hub.publish(DeviceFound(chat_key_text(event.identity), event.installation_id, event.own))
             elif isinstance(event, session_events.InstallationPaired):

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Final
 
-from ..store.port import DeliveryState
+from ..sessions.events import DeliveryChanged
 from ..transport.port import ConnectionState
 from .views import ChatMessage
 
@@ -23,14 +23,6 @@ class MessageReceived:
     """A chat message was committed here: from a contact, or a copy of one another of my installations sent."""
 
     message: ChatMessage
-
-
-@dataclass(frozen=True, slots=True)
-class DeliveryChanged:
-    """An outgoing message moved on (``queued`` -> ``sent`` once the relay stored it)."""
-
-    message_id: str
-    state: DeliveryState
 
 
 @dataclass(frozen=True, slots=True)
