@@ -8,17 +8,16 @@ Runs are derandomized (the same examples every run, no deadline: nothing depends
 from __future__ import annotations
 
 import copy
-import hashlib
 import os
 from dataclasses import dataclass, field
 
 from hypothesis import HealthCheck, settings
 
-from engine.crypto.keys import CURVE_ORDER, KeyPair
 from engine.protocol.encryption import EncryptionProtocol
 from engine.protocol.entropy import BytesPurpose, KeyPurpose
 from engine.protocol.ratchet import RatchetHeader, RatchetState
 from engine.protocol.state import ProtocolState, Session
+from engine.simulation.entropy import SeededEntropy
 
 T0 = 1_700_000_000 * 10**9
 """A fixed 'now' for the protocol layer (never the wall clock)."""
@@ -28,30 +27,6 @@ BASE = settings(
     derandomize=os.environ.get("SOTTOVOCE_HYPOTHESIS_EXPLORE") != "1",
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
-
-
-class SeededEntropy:
-    """Private keys and bytes from ``sha256(seed ‖ counter)``; keys are checked to be in ``[1, n)``."""
-
-    def __init__(self, seed: bytes) -> None:
-        self.seed = seed
-        self.counter = 0
-
-    def _block(self) -> bytes:
-        self.counter += 1
-        return hashlib.sha256(self.seed + self.counter.to_bytes(8, "big")).digest()
-
-    def new_key(self, purpose: KeyPurpose) -> KeyPair:
-        while True:
-            candidate = self._block()
-            if 0 < int.from_bytes(candidate, "big") < CURVE_ORDER:
-                return KeyPair.from_private(candidate)
-
-    def random_bytes(self, length: int, purpose: BytesPurpose) -> bytes:
-        out = b""
-        while len(out) < length:
-            out += self._block()
-        return out[:length]
 
 
 Snapshot = tuple[object, ...]
