@@ -62,6 +62,15 @@ class Contact:
     display_name: str = ""
     verified: bool = False
     added_ns: int = 0
+    added: bool = False
+    """I sent this contact a request or accepted its own (the contact-request state; not stored here)"""
+    has_added_us: bool = False
+    blocked: bool = False
+
+    @property
+    def mutual(self) -> bool:
+        """Both sides added each other: what status-go needs to show the chat."""
+        return self.added and self.has_added_us
 
     @property
     def chat_key(self) -> str:
@@ -116,6 +125,10 @@ def find_by_name(contacts: Iterable[Contact], name: str) -> Contact | None:
     """The contact called ``name`` (case-insensitively), or None."""
     wanted = name.strip().casefold()
     return next((c for c in contacts if c.name.casefold() == wanted), None)
+
+
+def delete_contact(writer: StoreWriter, identity: bytes) -> None:
+    writer.delete_record(CONTACTS, identity)
 
 
 def save_contact(writer: StoreWriter, contact: Contact) -> None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import platform
@@ -47,6 +48,7 @@ from .contacts import (
     ContactNameTaken,
     ContactNotFound,
     check_name,
+    delete_contact,
     find_by_name,
     load_contact,
     load_contacts,
@@ -58,8 +60,10 @@ from .errors import SottovoceError
 from .identity import alias, chat_key_text, color_hash, emoji_hash, identity_from_phrase, parse_chat_key
 from .identity import validate_display_name as _validate_display_name
 from .keyring import KeyCustody
+from .protocol.application.messages import DEFAULT_CONTACT_REQUEST_TEXT
 from .protocol.bundle import Bundle
 from .runtime.connection import ConnectionSupervisor
+from .runtime.datasync import DatasyncTicker
 from .runtime.errors import (
     MessengerClosed,
     MessengerError,
@@ -71,17 +75,20 @@ from .runtime.errors import (
 )
 from .runtime.events import (
     ConnectionChanged,
+    ContactChanged,
+    ContactRequestReceived,
     DeviceFound,
     DevicePaired,
     Event,
     EventHub,
     EventStream,
+    IdentityChanged,
     MessageReceived,
     SyncProgress,
 )
 from .runtime.inbox import Inbox
 from .runtime.outbox import OutboxPump
-from .runtime.views import ChatMessage, Device, Identity
+from .runtime.views import ChatMessage, ContactRequest, Device, Identity
 from .sessions import events as session_events
 from .sessions.accounts import create_account
 from .sessions.engine import SessionEngine
@@ -99,8 +106,11 @@ __all__ = [
     "ConnectionChanged",
     "ConnectionState",
     "Contact",
+    "ContactChanged",
     "ContactNameTaken",
     "ContactNotFound",
+    "ContactRequest",
+    "ContactRequestReceived",
     "DeliveryChanged",
     "DeliveryState",
     "Device",
@@ -110,6 +120,7 @@ __all__ = [
     "Event",
     "EventStream",
     "Identity",
+    "IdentityChanged",
     "MessageReceived",
     "Messenger",
     "MessengerClosed",
@@ -170,6 +181,7 @@ class Messenger:
         self._tasks: list[asyncio.Task[None]] = []
         self._inbox: Inbox | None = None
         self._pump: OutboxPump | None = None
+        self._ticker = DatasyncTicker(self._engine, self._after_tick)
         self._connection: ConnectionSupervisor | None = None
         self._closed = False
         self._contacts: dict[bytes, Contact] = {c.identity: c for c in load_contacts(store)}
@@ -245,7 +257,7 @@ class Messenger:
         self._advertise_if_due()
         self._pump.wake()
         for name, coro in (("connection", self._connection.run()), ("inbox", self._inbox.run()),
-                           ("outbox", self._pump.run())):
+                           ("outbox", self._pump.run()), ("datasync", self._ticker.run())):
             self._spawn(name, coro)
 
     def _spawn(self, name: str, coro: Coroutine[Any, Any, None]) -> None:
@@ -330,6 +342,9 @@ class Messenger:
                 await inbox.caught_up.wait()
                 await pump.drained.wait()
                 await asyncio.sleep(0.05)  # let what those steps queued or subscribed to show up
+                if self._engine.owes_acks:
+                    await asyncio.sleep(0.1)  # the datasync ticker sends them within a tick
+                    continue
                 if inbox.caught_up.is_set() and pump.drained.is_set():
                     return
 
@@ -367,9 +382,14 @@ class Messenger:
     # --- contacts ---------------------------------------------------------------------------------------
 
     def contacts(self) -> list[Contact]:
-        """Every contact, by name."""
+        """Every contact, by name, with its contact-request state and the display name it announced."""
         self._check_open()
-        return sorted(self._contacts.values(), key=lambda c: (c.name.casefold(), c.name))
+        return sorted((self._with_state(c) for c in self._contacts.values()), key=lambda c: (c.name.casefold(), c.name))
+
+    def _with_state(self, contact: Contact) -> Contact:
+        peer = self._engine.peer(contact.identity)
+        return dataclasses.replace(contact, display_name=peer.display_name or contact.display_name,
+                                   added=peer.added, has_added_us=peer.has_added_us, blocked=peer.blocked)
 
     def contact(self, which: str | bytes) -> Contact:
         """The contact with this name (case-insensitively) or chat key; ``ContactNotFound`` otherwise."""
@@ -383,10 +403,14 @@ class Messenger:
                     found = self._contacts.get(compress(parse_chat_key(which)))
         if found is None:
             raise ContactNotFound(f"no contact called {which!r}" if isinstance(which, str) else None)
-        return found
+        return self._with_state(found)
 
     def add_contact(self, code: str, name: str) -> Contact:
-        """Add (or rename) a contact from a contact code or a bare chat key (``zQ3…`` or ``0x04…``)."""
+        """Add (or rename) a contact from a contact code or a bare chat key (``zQ3…`` or ``0x04…``).
+
+        A new contact is told with a contact update carrying my display name (status-go's ``AddContact``),
+        queued until the relay takes it; when it adds me too, we are mutual contacts.
+        """
         self._check_open()
         return self._add_contact(parse_contact_code(code, time.time_ns()), name)
 
@@ -412,30 +436,106 @@ class Messenger:
                           existing.verified if existing else False,
                           existing.added_ns if existing else time.time_ns())
         self._save_contact(contact)
+        self._publish_engine_events(self._engine.add_contact(info.identity))
         self._changed()
-        return contact
+        return self._with_state(self._contacts[info.identity])
 
     def rename_contact(self, which: str | bytes | Contact, name: str) -> Contact:
         contact = which if isinstance(which, Contact) else self.contact(which)
-        renamed = Contact(contact.identity, check_name(name), contact.display_name, contact.verified,
-                          contact.added_ns)
-        self._save_contact(renamed)
-        return renamed
+        return self._save_contact(dataclasses.replace(contact, name=check_name(name)), sync=True)
 
     def verify_contact(self, which: str | bytes | Contact, verified: bool = True) -> Contact:
         """Record that the user compared this contact's emoji hash or chat key out of band."""
         contact = which if isinstance(which, Contact) else self.contact(which)
-        changed = Contact(contact.identity, contact.name, contact.display_name, verified, contact.added_ns)
-        self._save_contact(changed)
-        return changed
+        return self._save_contact(dataclasses.replace(contact, verified=verified), sync=True)
 
-    def _save_contact(self, contact: Contact) -> None:
+    def _save_contact(self, contact: Contact, *, sync: bool = False) -> Contact:
+        """Store an address-book entry; with ``sync``, share it with my other installations."""
         self._check_open()
         with self._store.transaction() as writer:
             save_contact(writer, contact)
         stored = load_contact(self._store, contact.identity)
         assert stored is not None
         self._contacts[contact.identity] = stored
+        if sync:
+            self._publish_engine_events(self._engine.sync_contact(contact.identity))
+            self._changed()
+        return self._with_state(stored)
+
+    def contact_requests(self) -> list[ContactRequest]:
+        """Requests from accounts that asked to be my contact and that I have neither accepted nor declined."""
+        self._check_open()
+        found = []
+        for identity, peer in self._engine.peers().items():
+            if peer.pending_request and not peer.blocked:
+                known = self._contacts.get(identity)
+                found.append(ContactRequest(chat_key_text(identity), peer.display_name, peer.request_text,
+                                            peer.request_id, known.name if known else None))
+        return sorted(found, key=lambda r: r.chat_key)
+
+    async def send_contact_request(self, to: Contact | str | bytes, text: str = DEFAULT_CONTACT_REQUEST_TEXT,
+                                   ) -> ChatMessage:
+        """Ask ``to`` to become my contact: a chat message of its own kind, which status-go shows as a request."""
+        self._check_open()
+        sent = self._engine.send_contact_request(self._recipient(to), text)
+        self._changed()
+        stored = self._store.message(sent.message_id)
+        assert stored is not None
+        return self._view(stored)
+
+    def accept_contact_request(self, which: str | bytes, name: str | None = None) -> Contact:
+        """Accept a pending request (by chat key, or the name of a contact I already have); the requester is
+        added to my contacts as ``name`` (else its display name, else its alias) and told."""
+        self._check_open()
+        identity = self._identity_of(which)
+        if identity not in self._contacts:
+            peer = self._engine.peer(identity)
+            self._save_contact(Contact(identity, self._free_name(name or peer.display_name or alias(identity)),
+                                       peer.display_name, False, time.time_ns()))
+        elif name is not None:
+            self.rename_contact(identity, name)
+        self._publish_engine_events(self._engine.accept_contact_request(identity))
+        self._changed()
+        return self.contact(identity)
+
+    def decline_contact_request(self, which: str | bytes) -> None:
+        """Decline a pending request; the requester is not told (as in status-go)."""
+        self._check_open()
+        self._publish_engine_events(self._engine.decline_contact_request(self._identity_of(which)))
+        self._changed()
+
+    def remove_contact(self, which: str | bytes | Contact) -> None:
+        """Remove a contact: it leaves my address book and is told I retracted my request."""
+        self._check_open()
+        identity = which.identity if isinstance(which, Contact) else self._identity_of(which)
+        self._publish_engine_events(self._engine.remove_contact(identity))
+        with self._store.transaction() as writer:
+            delete_contact(writer, identity)
+        self._contacts.pop(identity, None)
+        self._changed()
+
+    def block_contact(self, which: str | bytes | Contact, blocked: bool = True) -> None:
+        """Block (or unblock) an account: its messages are dropped unread and nothing is sent to it."""
+        self._check_open()
+        identity = which.identity if isinstance(which, Contact) else self._identity_of(which)
+        self._publish_engine_events(self._engine.set_blocked(identity, blocked))
+        self._changed()
+
+    def _identity_of(self, which: str | bytes) -> bytes:
+        if isinstance(which, bytes):
+            return which
+        return self._recipient(which)
+
+    def _free_name(self, wanted: str) -> str:
+        """``wanted`` as a contact name, with a number added if another contact has it."""
+        try:
+            base = check_name(wanted)
+        except SottovoceError:
+            base = "Contact"
+        name, n = base, 2
+        while find_by_name(self._contacts.values(), name) is not None:
+            name, n = f"{base} ({n})", n + 1
+        return name
 
     # --- messages ---------------------------------------------------------------------------------------
 
@@ -561,8 +661,14 @@ class Messenger:
         with self._store.transaction() as writer:
             writer.set_cursor(ADVERTISED_CURSOR, now)
 
+    def _after_tick(self, events: list[session_events.Event]) -> None:
+        self._publish_engine_events(events)
+        if self._pump is not None:
+            self._pump.wake()
+
     def _changed(self) -> None:
         """Something may have been queued or subscribed to: wake the outbox, let the inbox re-subscribe."""
+        self._ticker.wake()
         if self._pump is not None:
             self._pump.wake()
         if self._inbox is not None:
@@ -578,6 +684,21 @@ class Messenger:
                 self._hub.publish(DeviceFound(chat_key_text(event.identity), event.installation_id, event.own))
             elif isinstance(event, session_events.InstallationPaired):
                 self._hub.publish(DevicePaired(event.installation_id, event.name))
+            elif isinstance(event, session_events.ContactRequestReceived):
+                self._hub.publish(ContactRequestReceived(chat_key_text(event.identity), event.display_name,
+                                                         event.text, event.request_id))
+            elif isinstance(event, session_events.ContactChanged):
+                self._hub.publish(ContactChanged(chat_key_text(event.identity), event.added, event.has_added_us,
+                                                 event.blocked))
+            elif isinstance(event, session_events.ProfileChanged):
+                self._hub.publish(IdentityChanged(chat_key_text(event.identity), event.display_name))
+            elif isinstance(event, session_events.ContactSynced):
+                stored = load_contact(self._store, event.identity)
+                if stored is not None:
+                    self._contacts[event.identity] = stored
+                peer = self._engine.peer(event.identity)
+                self._hub.publish(ContactChanged(chat_key_text(event.identity), peer.added, peer.has_added_us,
+                                                 peer.blocked))
             else:
                 log.debug("dropped an envelope: %s", event.code)
         if events:

@@ -361,3 +361,131 @@ class ContactRecord(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ContactRecord: _TypeAlias = ContactRecord  # noqa: Y015
+
+@_typing.final
+class PeerRecord(_message.Message):
+    """What this installation knows of a 1:1 peer at the application layer (kind "peers", key = C(IK)):
+    the contact-request state machine of status-application.md §7.1 and the profile the peer announced.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LOCAL_CLOCK_FIELD_NUMBER: _builtins.int
+    LOCAL_STATE_FIELD_NUMBER: _builtins.int
+    REMOTE_CLOCK_FIELD_NUMBER: _builtins.int
+    REMOTE_STATE_FIELD_NUMBER: _builtins.int
+    LAST_UPDATED_FIELD_NUMBER: _builtins.int
+    DISPLAY_NAME_FIELD_NUMBER: _builtins.int
+    DISPLAY_NAME_CLOCK_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    REQUEST_TEXT_FIELD_NUMBER: _builtins.int
+    BLOCKED_FIELD_NUMBER: _builtins.int
+    CUSTOMIZATION_COLOR_FIELD_NUMBER: _builtins.int
+    local_clock: _builtins.int
+    local_state: _builtins.int
+    """0 none, 2 sent (we added them), 4 dismissed"""
+    remote_clock: _builtins.int
+    remote_state: _builtins.int
+    """0 none, 3 received (they added us)"""
+    last_updated: _builtins.int
+    """clock of the last ContactUpdate applied"""
+    display_name: _builtins.str
+    """the name the peer announces for itself"""
+    display_name_clock: _builtins.int
+    """clock of the message that set display_name"""
+    request_id: _builtins.str
+    """message id of the peer's pending contact request, if any"""
+    request_text: _builtins.str
+    blocked: _builtins.bool
+    customization_color: _builtins.int
+    def __init__(
+        self,
+        *,
+        local_clock: _builtins.int = ...,
+        local_state: _builtins.int = ...,
+        remote_clock: _builtins.int = ...,
+        remote_state: _builtins.int = ...,
+        last_updated: _builtins.int = ...,
+        display_name: _builtins.str = ...,
+        display_name_clock: _builtins.int = ...,
+        request_id: _builtins.str = ...,
+        request_text: _builtins.str = ...,
+        blocked: _builtins.bool = ...,
+        customization_color: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["blocked", b"blocked", "customization_color", b"customization_color", "display_name", b"display_name", "display_name_clock", b"display_name_clock", "last_updated", b"last_updated", "local_clock", b"local_clock", "local_state", b"local_state", "remote_clock", b"remote_clock", "remote_state", b"remote_state", "request_id", b"request_id", "request_text", b"request_text"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PeerRecord: _TypeAlias = PeerRecord  # noqa: Y015
+
+@_typing.final
+class DatasyncOutRecord(_message.Message):
+    """An MVDS message sent until the peer acknowledges it (kind "datasync_out", key = 32-byte MVDS id)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PEER_FIELD_NUMBER: _builtins.int
+    GROUP_ID_FIELD_NUMBER: _builtins.int
+    TIMESTAMP_FIELD_NUMBER: _builtins.int
+    BODY_FIELD_NUMBER: _builtins.int
+    SEND_COUNT_FIELD_NUMBER: _builtins.int
+    NEXT_DUE_NS_FIELD_NUMBER: _builtins.int
+    MESSAGE_ID_FIELD_NUMBER: _builtins.int
+    peer: _builtins.bytes
+    """C(IK) of the recipient: a peer, or our own identity for copies to siblings"""
+    group_id: _builtins.bytes
+    timestamp: _builtins.int
+    """seconds, part of the MVDS id"""
+    body: _builtins.bytes
+    """the AMM"""
+    send_count: _builtins.int
+    next_due_ns: _builtins.int
+    message_id: _builtins.str
+    """the application message id, set when delivery is shown to the user"""
+    def __init__(
+        self,
+        *,
+        peer: _builtins.bytes = ...,
+        group_id: _builtins.bytes = ...,
+        timestamp: _builtins.int = ...,
+        body: _builtins.bytes = ...,
+        send_count: _builtins.int = ...,
+        next_due_ns: _builtins.int = ...,
+        message_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "group_id", b"group_id", "message_id", b"message_id", "next_due_ns", b"next_due_ns", "peer", b"peer", "send_count", b"send_count", "timestamp", b"timestamp"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DatasyncOutRecord: _TypeAlias = DatasyncOutRecord  # noqa: Y015
+
+@_typing.final
+class DatasyncAcksRecord(_message.Message):
+    """MVDS ids received from a peer and not yet acknowledged (kind "datasync_acks", key = C(IK))."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    IDS_FIELD_NUMBER: _builtins.int
+    SINCE_NS_FIELD_NUMBER: _builtins.int
+    since_ns: _builtins.int
+    """when the oldest of them was received"""
+    @_builtins.property
+    def ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bytes]: ...
+    def __init__(
+        self,
+        *,
+        ids: _abc.Iterable[_builtins.bytes] | None = ...,
+        since_ns: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ids", b"ids", "since_ns", b"since_ns"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DatasyncAcksRecord: _TypeAlias = DatasyncAcksRecord  # noqa: Y015

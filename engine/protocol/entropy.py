@@ -32,6 +32,7 @@ class BytesPurpose(StrEnum):
     ECIES_IV = "ecies_iv"
     RECOVERY_PHRASE = "recovery_phrase"
     INSTALLATION_ID = "installation_id"
+    JITTER = "jitter"
 
 
 class Entropy(Protocol):

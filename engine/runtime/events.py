@@ -57,7 +57,41 @@ class SyncProgress:
     caught_up: bool
 
 
-Event = MessageReceived | DeliveryChanged | DeviceFound | DevicePaired | ConnectionChanged | SyncProgress
+@dataclass(frozen=True, slots=True)
+class ContactRequestReceived:
+    """Someone asked to become my contact: accept or decline it (``Messenger.contact_requests`` lists them)."""
+
+    chat_key: str
+    display_name: str
+    text: str
+    request_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ContactChanged:
+    """A contact's state changed: I added it or it added me (``mutual`` when both), a removal, a block, or its
+    entry arrived from another of my installations."""
+
+    chat_key: str
+    added: bool
+    has_added_us: bool
+    blocked: bool
+
+    @property
+    def mutual(self) -> bool:
+        return self.added and self.has_added_us
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityChanged:
+    """A contact announced a new display name (its profile), in a message, contact update or contact code."""
+
+    chat_key: str
+    display_name: str
+
+
+Event = (MessageReceived | DeliveryChanged | DeviceFound | DevicePaired | ConnectionChanged | SyncProgress
+         | ContactRequestReceived | ContactChanged | IdentityChanged)
 """Everything :meth:`engine.messenger.Messenger.events` yields."""
 
 

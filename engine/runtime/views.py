@@ -68,3 +68,17 @@ class Device:
     """Paired: it gets copies of what I send and I read what it sends."""
     current: bool
     last_seen_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class ContactRequest:
+    """A pending request from an account that asked to become my contact."""
+
+    chat_key: str
+    display_name: str
+    """the name the requester announces for itself (unverified)"""
+    text: str
+    request_id: str
+    """the id of the request message (status-go's activity-center id for it)"""
+    contact_name: str | None
+    """my name for the requester, when it is already in my address book"""

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 
+from ..contacts import Contact, ContactError, check_name, find_by_name, load_contact, load_contacts, save_contact
 from ..crypto.hashing import sha256
 from ..errors import SottovoceError
 from ..protocol.bundle import Bundle
@@ -20,7 +21,8 @@ from ..protocol.state import Installation
 from ..protocol.waku import WakuMessage
 from ..store.port import DeliveryState, OutboxItem, SessionStore, StoreWriter
 from .core import SentMessage, SessionCore, Step
-from .events import DeliveryChanged, EnvelopeRejected, Event, MessageReceived
+from .events import ContactSynced, DeliveryChanged, EnvelopeRejected, Event, MessageReceived
+from .peers import AddressEntry, Peer
 from .records import Account, save_dirty
 
 Clock = Callable[[], int]
@@ -54,16 +56,27 @@ class SessionEngine:
 
     def _commit(self, step: Step, extra: Callable[[StoreWriter], None] | None = None) -> list[Event]:
         duplicates: set[str] = set()
+        delivered: list[Event] = []
         try:
             with self.store.transaction() as writer:
                 save_dirty(self.core.state, writer)
                 for kind, key, value in step.records:
-                    writer.put_record(kind, key, value)
+                    if value is None:
+                        writer.delete_record(kind, key)
+                    else:
+                        writer.put_record(kind, key, value)
                 for message in step.messages:
                     if not writer.add_message(message):
                         duplicates.add(message.message_id)
                 for item in step.outbox:
                     writer.enqueue(item)
+                for message_id in step.delivered:
+                    stored = writer.message(message_id)
+                    if stored is not None and stored.state in (DeliveryState.QUEUED, DeliveryState.SENT):
+                        writer.set_message_state(message_id, DeliveryState.DELIVERED)
+                        delivered.append(DeliveryChanged(message_id, DeliveryState.DELIVERED))
+                for synced in step.address_book:
+                    _save_synced_contact(writer, synced)
                 if extra is not None:
                     extra(writer)
         except BaseException:
@@ -72,8 +85,9 @@ class SessionEngine:
         for event in step.events:
             if isinstance(event, EnvelopeRejected):
                 self.rejections[event.code] += 1
-        return [e for e in step.events
-                if not (isinstance(e, MessageReceived) and e.message.message_id in duplicates)]
+        shown = [e for e in step.events
+                 if not (isinstance(e, MessageReceived) and e.message.message_id in duplicates)]
+        return shown + step.address_book + delivered
 
     def receive(self, data: bytes, *, cursor: tuple[str, int] | None = None) -> list[Event]:
         """Process one serialized ``WakuMessage``; an envelope already processed is skipped.
@@ -111,6 +125,61 @@ class SessionEngine:
         self._commit(step)
         return sent
 
+    def tick(self) -> list[Event]:
+        """Send what datasync has due now (acks, retransmissions); see :attr:`next_due_ns`."""
+        due = self.core.next_due_ns
+        if due is None or due > self.clock():
+            return []
+        return self._commit(self.core.tick(self.clock(), self.entropy))
+
+    @property
+    def owes_acks(self) -> bool:
+        """Datasync messages were received and their acks are not queued yet (the next tick sends them)."""
+        return bool(self.core.acks)
+
+    @property
+    def next_due_ns(self) -> int | None:
+        """When :meth:`tick` next has work, or None."""
+        return self.core.next_due_ns
+
+    # --- contacts ---------------------------------------------------------------------------------------
+
+    def peer(self, identity: bytes) -> Peer:
+        """The contact-request state and announced profile of ``identity``."""
+        return self.core.peer(identity)
+
+    def peers(self) -> dict[bytes, Peer]:
+        return dict(self.core.peers)
+
+    def _entry(self, identity: bytes) -> AddressEntry | None:
+        contact = load_contact(self.store, identity)
+        return None if contact is None else AddressEntry(contact.name, contact.verified)
+
+    def add_contact(self, peer: bytes) -> list[Event]:
+        """Mark ``peer`` added and tell it with a ContactUpdate (nothing if it was added already)."""
+        return self._commit(self.core.add_contact(peer, self.clock(), self.entropy, self._entry(peer)))
+
+    def send_contact_request(self, peer: bytes, text: str) -> SentMessage:
+        sent, step = self.core.send_contact_request(peer, text, self.clock(), self.entropy, self._entry(peer))
+        self._commit(step)
+        return sent
+
+    def accept_contact_request(self, peer: bytes) -> list[Event]:
+        return self._commit(self.core.accept_contact_request(peer, self.clock(), self.entropy, self._entry(peer)))
+
+    def decline_contact_request(self, peer: bytes) -> list[Event]:
+        return self._commit(self.core.decline_contact_request(peer, self.clock(), self.entropy))
+
+    def remove_contact(self, peer: bytes) -> list[Event]:
+        return self._commit(self.core.remove_contact(peer, self.clock(), self.entropy))
+
+    def set_blocked(self, peer: bytes, blocked: bool) -> list[Event]:
+        return self._commit(self.core.set_blocked(peer, blocked, self.clock(), self.entropy, self._entry(peer)))
+
+    def sync_contact(self, peer: bytes) -> list[Event]:
+        """Share the address-book entry of ``peer`` (nickname, verified) with this account's other devices."""
+        return self._commit(self.core.sync_contact(peer, self.clock(), self.entropy, self._entry(peer)))
+
     def advertise(self) -> None:
         """Queue the contact-code broadcast of our bundle."""
         self._commit(self.core.advertise(self.clock(), self.entropy))
@@ -126,8 +195,9 @@ class SessionEngine:
         return bundle
 
     def pair(self, installation_id: str) -> list[Event]:
-        """Enable an own installation and send it our pairing message."""
-        return self._commit(self.core.pair(installation_id, self.clock(), self.entropy))
+        """Enable an own installation and send it our pairing message and our contacts."""
+        book = {c.identity: AddressEntry(c.name, c.verified) for c in load_contacts(self.store)}
+        return self._commit(self.core.pair(installation_id, self.clock(), self.entropy, book))
 
     def unpair(self, installation_id: str) -> list[Event]:
         return self._commit(self.core.unpair(installation_id))
@@ -160,3 +230,19 @@ class SessionEngine:
         """Publishing ``item`` failed: try again after ``retry_in_ns``."""
         self._commit(Step(), lambda writer: writer.reschedule(item.envelope_hash, item.attempts + 1,
                                                               self.clock() + retry_in_ns))
+
+
+def _save_synced_contact(writer: StoreWriter, synced: ContactSynced) -> None:
+    """Take an own device's nickname and verification for a contact; a name another contact has gets a suffix."""
+    existing = load_contact(writer, synced.identity)
+    try:
+        nickname = check_name(synced.nickname)
+    except ContactError:
+        return  # an unusable nickname from another device: keep what this device has
+    name, suffix = nickname, 2
+    while (other := find_by_name(load_contacts(writer), name)) is not None and other.identity != synced.identity:
+        name, suffix = f"{nickname} ({suffix})", suffix + 1
+    contact = Contact(synced.identity, name, synced.display_name or (existing.display_name if existing else ""),
+                      synced.verified or (existing.verified if existing else False),
+                      existing.added_ns if existing else 0)
+    save_contact(writer, contact)

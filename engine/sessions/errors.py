@@ -61,3 +61,15 @@ class MisdirectedMessage(RejectedMessage):
 
     code = "misdirected"
     default_message = "chat message addressed to another chat"
+
+
+class BlockedPeer(RejectedMessage):
+    """An envelope signed by an account the user blocked: dropped unread, never acknowledged."""
+
+    code = "blocked"
+    default_message = "message from a blocked account"
+
+
+class NoContactRequest(SessionEngineError):
+    code = "no_contact_request"
+    default_message = "that account has no pending contact request"

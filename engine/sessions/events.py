@@ -47,4 +47,43 @@ class EnvelopeRejected:
     reason: str
 
 
-Event = MessageReceived | DeliveryChanged | InstallationFound | InstallationPaired | EnvelopeRejected
+@dataclass(frozen=True, slots=True)
+class ContactRequestReceived:
+    """A peer asked to become a contact (a new request: accept or decline it)."""
+
+    identity: bytes
+    request_id: str
+    text: str
+    display_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class ContactChanged:
+    """A peer's contact state changed: a request sent, accepted or declined, a removal, a block."""
+
+    identity: bytes
+    added: bool
+    has_added_us: bool
+    blocked: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileChanged:
+    """A peer announced a new display name (in a chat message, contact update or chat identity)."""
+
+    identity: bytes
+    display_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class ContactSynced:
+    """An own installation shared a contact's address-book entry (after pairing, or when it changed)."""
+
+    identity: bytes
+    nickname: str
+    verified: bool
+    display_name: str
+
+
+Event = (MessageReceived | DeliveryChanged | InstallationFound | InstallationPaired | EnvelopeRejected
+         | ContactRequestReceived | ContactChanged | ProfileChanged | ContactSynced)

@@ -37,15 +37,16 @@ from proto import encryption_pb2 as pb
 
 from ..errors import SottovoceError
 from ..identity import new_recovery_phrase
+from ..protocol.bundle import NO_INSTALLATION_ID
 from ..protocol.entropy import BytesPurpose
 from ..protocol.state import Table
 from ..protocol.waku import WakuMessage
 from ..sessions.accounts import create_account
 from ..sessions.engine import SessionEngine
-from ..sessions.events import EnvelopeRejected, Event, InstallationPaired, MessageReceived
+from ..sessions.events import DeliveryChanged, EnvelopeRejected, Event, InstallationPaired, MessageReceived
 from ..sessions.records import session_from_bytes, session_key
 from ..store.memory_store import MemorySessionStore
-from ..store.port import Direction, OutboxItem, StoredMessage
+from ..store.port import DeliveryState, Direction, OutboxItem, StoredMessage
 from .entropy import SeededEntropy
 from .network import Faults, LogEntry, SimulatedRelay
 
@@ -143,6 +144,8 @@ class Simulation:
         self.expectations: dict[str, Expectation] = {}
         self.paired: dict[str, set[str]] = {}
         """Device name -> the siblings it enabled, as the simulation saw pairing happen (its own model)."""
+        self.ever_paired: dict[str, set[str]] = {}
+        """Device name -> every sibling it ever enabled (a re-sent copy goes to the siblings paired then)."""
         self.counts: Counter[str] = Counter()
         self.event = "setup"
 
@@ -193,6 +196,7 @@ class Simulation:
     def _flush(self, device: Device, *, crash_chance: float = 0.0) -> int:
         published = 0
         try:
+            self._engine(device).tick()  # datasync: acks and retransmissions that fell due
             for item in self._engine(device).outbox_due():
                 if not self._publish(device, item):
                     self._engine(device).publish_failed(item, RETRY_NS)
@@ -251,8 +255,10 @@ class Simulation:
         for event in events:
             if isinstance(event, MessageReceived):
                 self._check_received(device, event.message, entry)
+            elif isinstance(event, DeliveryChanged) and event.state == DeliveryState.DELIVERED:
+                self.counts["acknowledged"] += 1
             elif isinstance(event, InstallationPaired):
-                self.paired.setdefault(device.name, set()).add(self.by_installation[event.installation_id].name)
+                self._paired(device.name, self.by_installation[event.installation_id].name)
             elif isinstance(event, EnvelopeRejected):
                 device.rejections[event.code] += 1
                 if event.code not in EXPECTED_REJECTIONS:
@@ -271,16 +277,22 @@ class Simulation:
         chat = self.identities[expected.peer]
         if message.text != expected.text or message.author != author:
             raise self._fail("authentic", f"{device.name} showed {message.message_id} with other text or author")
+        # Datasync re-sends a message until it is acknowledged, each time to the installations current then:
+        # what a device may read is decided by the transmission it read, which names its recipients.
+        encrypted_to = self._encrypted_to(device, entry)
         if own_copy:
-            if message.direction != Direction.OUT_COPY or message.chat != chat or device.name not in expected.paired:
+            ever_paired = self.ever_paired.get(expected.sender, set())
+            if message.direction != Direction.OUT_COPY or message.chat != chat or device.name not in ever_paired \
+                    or device.installation_id not in encrypted_to:
                 raise self._fail("confined", f"{device.name} showed a copy of {message.message_id} "
                                              "it was not paired for")
         elif device.account == expected.peer:
             if message.direction != Direction.IN or message.chat != author:
                 raise self._fail("authentic", f"{device.name} filed {message.message_id} in the wrong chat")
-            if not expected.dh_path and device.name not in expected.recipients:
+            dh_path = NO_INSTALLATION_ID in encrypted_to
+            if not dh_path and device.installation_id not in encrypted_to:
                 raise self._fail("confined", f"{device.name} decrypted {message.message_id} not encrypted to it")
-            if message.forward_secret == expected.dh_path:
+            if message.forward_secret == dh_path:
                 raise self._fail("authentic", f"{device.name} reports the wrong forward secrecy for "
                                               f"{message.message_id}")
         else:
@@ -288,15 +300,22 @@ class Simulation:
         if message.forward_secret:
             self._check_key_erased(device, entry)
 
-    def _check_key_erased(self, device: Device, entry: LogEntry) -> None:
-        """The Double Ratchet message key of what was just shown must not be in the committed store."""
+    def _opened(self, device: Device, entry: LogEntry) -> tuple[pb.ProtocolMessage, bytes]:
         engine = self._engine(device)
         envelope = WakuMessage.from_bytes(entry.data)
         opened = envelope.open(engine.core.subscriptions()[envelope.content_topic])
         message = pb.ProtocolMessage()
         message.ParseFromString(opened.data)
+        return message, opened.signer
+
+    def _encrypted_to(self, device: Device, entry: LogEntry) -> set[str]:
+        return set(self._opened(device, entry)[0].encrypted_message)
+
+    def _check_key_erased(self, device: Device, entry: LogEntry) -> None:
+        """The Double Ratchet message key of what was just shown must not be in the committed store."""
+        message, signer = self._opened(device, entry)
         item = message.encrypted_message[device.installation_id]
-        key = session_key(bytes(item.DR_header.id), opened.signer, message.installation_id)
+        key = session_key(bytes(item.DR_header.id), signer, message.installation_id)
         record = device.store.record(Table.SESSIONS, key)
         if record is None:
             raise self._fail("durable", f"{device.name} shows a message of a session it did not store")
@@ -426,10 +445,14 @@ class Simulation:
             return
         siblings = self.paired.setdefault(device.name, set())
         if enable:
-            siblings.add(self.by_installation[target].name)
+            self._paired(device.name, self.by_installation[target].name)
         else:
             siblings.discard(self.by_installation[target].name)
         self.counts["pairings" if enable else "unpairings"] += 1
+
+    def _paired(self, device: str, sibling: str) -> None:
+        self.paired.setdefault(device, set()).add(sibling)
+        self.ever_paired.setdefault(device, set()).add(sibling)
 
     def _advertise(self) -> None:
         up = self._up()
@@ -490,7 +513,7 @@ class Simulation:
             for other in others:
                 self.event = f"setup: pair {first.name} with {other.name}"
                 self._engine(first).pair(other.installation_id)
-                self.paired.setdefault(first.name, set()).add(other.name)
+                self._paired(first.name, other.name)
         for a in range(self.n_accounts):  # some contacts scanned each other's QR code, the others start by chat key
             for b in range(self.n_accounts):
                 if a != b and self.rng.random() < 0.5:

@@ -218,11 +218,11 @@ def test_a_copy_filed_in_the_wrong_chat_breaks_confined(monkeypatch: pytest.Monk
     original = SessionCore._chat_message
 
     def chat_message(self: SessionCore, step: Step, message_id: str, inner: ChatMessage, sender: bytes,
-                     installation: str, forward_secret: bool, now_ns: int) -> None:
+                     installation: str, forward_secret: bool, now_ns: int, entropy: Entropy) -> None:
         if sender == self.identity:  # an own copy: file it in a chat with ourselves instead of the peer's
             inner = ChatMessage(clock=inner.clock, timestamp=inner.timestamp, text=inner.text,
                                 chat_id=app.key_id(self.identity))
-        original(self, step, message_id, inner, sender, installation, forward_secret, now_ns)
+        original(self, step, message_id, inner, sender, installation, forward_secret, now_ns, entropy)
 
     monkeypatch.setattr(SessionCore, "_chat_message", chat_message)
     _, failure = first_failure("confined")

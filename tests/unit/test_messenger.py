@@ -17,6 +17,7 @@ from engine.messenger import (
     CannotAddSelf,
     ContactNameTaken,
     ContactNotFound,
+    ContactRequestReceived,
     DeliveryChanged,
     DeliveryState,
     DevicePaired,
@@ -159,20 +160,42 @@ def test_dh_header_first_message_heals_to_the_ratchet(tmp_path: Path) -> None:
     async def main() -> None:
         net = MemoryNetwork()
         alice, bob = await make(tmp_path, net, "alice"), await make(tmp_path, net, "bobby")
-        alice.add_contact(bob.identity.chat_key, "bob")  # a chat key only: no bundle
+        bob_key = bob.identity.chat_key  # a chat key only: no bundle
         a_events, b_events = alice.events(), bob.events()
         await alice.start()
         await bob.start()
         await bob.wait_synced(5)
-        first = await alice.send_text("bob", "first", wait=True, timeout=5)
+        first = await alice.send_text(bob_key, "first", wait=True, timeout=5)
         [got] = await messages(b_events, 1)
         assert not first.forward_secret and not got.message.forward_secret
         await bob.send_text(got.message.from_key, "answer", wait=True, timeout=5)
         [answer] = await messages(a_events, 1)
         assert answer.message.forward_secret
-        await alice.send_text("bob", "second", wait=True, timeout=5)
+        await alice.send_text(bob_key, "second", wait=True, timeout=5)
         [second] = await messages(b_events, 1)
         assert second.message.text == "second" and second.message.forward_secret
+        await alice.close()
+        await bob.close()
+
+    run(main())
+
+
+def test_adding_a_contact_by_chat_key_tells_it_and_the_answer_brings_the_ratchet(tmp_path: Path) -> None:
+    async def main() -> None:
+        net = MemoryNetwork()
+        alice, bob = await make(tmp_path, net, "alice"), await make(tmp_path, net, "bobby")
+        b_events = bob.events()
+        await alice.start()
+        await bob.start()
+        await bob.wait_synced(5)
+        alice.add_contact(bob.identity.chat_key, "bob")  # a contact update on the DH path, with Alice's bundle
+        request = await next_of(b_events, ContactRequestReceived)
+        assert request.chat_key == alice.identity.chat_key and request.display_name == "alicealice"
+        assert [r.chat_key for r in bob.contact_requests()] == [alice.identity.chat_key]
+        await bob.sync(5)  # its datasync ack goes back by X3DH on Alice's bundle, carrying Bob's
+        await alice.sync(5)
+        sent = await alice.send_text("bob", "hello", wait=True, timeout=5)
+        assert sent.forward_secret
         await alice.close()
         await bob.close()
 

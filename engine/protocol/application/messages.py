@@ -22,7 +22,7 @@ from proto.contact_pb2 import (
 )
 from proto.emoji_reaction_pb2 import EmojiReaction
 from proto.enums_pb2 import MessageType
-from proto.pairing_pb2 import SyncContactRequestDecision, SyncPairInstallation
+from proto.pairing_pb2 import SyncContactRequestDecision, SyncInstallationContactV2, SyncPairInstallation
 
 from ...crypto.keys import uncompress
 from . import metadata, wire
@@ -46,6 +46,7 @@ AMM_TYPES: dict[str, int] = {
     "AcceptContactRequest": AmmType.ACCEPT_CONTACT_REQUEST,
     "RetractContactRequest": AmmType.RETRACT_CONTACT_REQUEST,
     "SyncContactRequestDecision": AmmType.SYNC_CONTACT_REQUEST_DECISION,
+    "SyncInstallationContactV2": AmmType.SYNC_INSTALLATION_CONTACT_V2,
 }
 """AMM type of each inner message a builder here makes."""
 
@@ -157,6 +158,19 @@ def sync_pair_installation(*, clock: int, installation_id: str, device_type: str
     """Installation metadata for the account's own devices (spec §8.1)."""
     return SyncPairInstallation(clock=clock, installation_id=installation_id, device_type=device_type, name=name,
                                 version=PROTOCOL_VERSION, target_installation_id=target_installation_id)
+
+
+def sync_installation_contact(*, clock: int, public_key: bytes, state: PropagatedState, nickname: str = "",
+                              display_name: str = "", verified: bool = False, blocked: bool = False,
+                              last_updated: int = 0, customization_color: int = 0) -> SyncInstallationContactV2:
+    """A contact's record for the account's own devices (spec §8.4); ``state`` is our state towards it."""
+    return SyncInstallationContactV2(
+        last_updated_locally=clock, id=key_id(public_key), last_updated=last_updated, local_nickname=nickname,
+        added=state.local_state == STATE_SENT, blocked=blocked, has_added_us=state.remote_state == STATE_RECEIVED,
+        verification_status=2 if verified else 0, contact_request_local_state=state.local_state,
+        contact_request_local_clock=state.local_clock, contact_request_remote_state=state.remote_state,
+        contact_request_remote_clock=state.remote_clock, display_name=display_name,
+        customization_color=customization_color)
 
 
 def chat_identity(*, clock: int, display_name: str, description: str = "", customization_color: int = 0,

@@ -127,6 +127,10 @@ class Reassembler:
         for key in [k for k in self._segments if k[0] == entire_message_hash]:
             del self._segments[key]
 
+    def mark_completed(self, entire_message_hash: bytes) -> None:
+        """Remember a message completed earlier (reloading persisted state)."""
+        self._completed.add(entire_message_hash)
+
     def receive(self, data: bytes, transport_signer: bytes) -> SegmentResult:
         """Process one Waku payload from ``transport_signer`` (any stable encoding of the signer key)."""
         try:

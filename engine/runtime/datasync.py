@@ -1,0 +1,42 @@
+"""The datasync clock: sends MVDS acks and retransmissions when the session engine has them due.
+
+status-go runs a 300 ms ticker; here the loop sleeps until :attr:`SessionEngine.next_due_ns` (or until
+:meth:`DatasyncTicker.wake` says something new may be due) and then runs one :meth:`SessionEngine.tick`,
+whose outbox items the pump publishes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+
+from ..sessions.engine import SessionEngine
+from ..sessions.events import Event
+
+NS_PER_S = 1e9
+
+
+class DatasyncTicker:
+    """Runs until cancelled; ``after_tick`` gets each tick's events (it should also wake the outbox)."""
+
+    def __init__(self, engine: SessionEngine, after_tick: Callable[[list[Event]], None]) -> None:
+        self.engine = engine
+        self._after_tick = after_tick
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        """Something was sent or received: the next due time may have moved closer."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        while True:
+            due = self.engine.next_due_ns
+            delay = None if due is None else (due - time.time_ns()) / NS_PER_S
+            if delay is None or delay > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), delay)
+                self._wake.clear()
+                continue
+            self._after_tick(self.engine.tick())
