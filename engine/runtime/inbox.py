@@ -13,6 +13,12 @@ Live delivery uses the relay sequence: history up to its cursor, then ``subscrib
 there is no gap between catch-up and live. When processing a message makes the engine listen on more
 topics (a first message from a new contact), the new topics are read from the account's creation and the
 live subscription is replaced by one over every topic, from the same sequence.
+
+Our own envelopes come back to us (we follow the topics we publish on). Those the outbox pump published lately
+(:class:`~engine.runtime.outbox.RecentlyPublished`, exact bytes) are skipped without a store transaction: the
+engine would find nothing for this installation in them. Their relay time is written to the cursor only every
+:data:`ECHO_CURSOR_EVERY` echoes in a row, so a restart may read a few of them again (the engine then processes
+them as any envelope, to the same effect: nothing).
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from ..sessions.engine import SessionEngine
 from ..sessions.events import Event
 from ..transport.errors import TransportClosed, TransportError
 from ..transport.port import History, ReceivedEnvelope, Subscription, Transport
+from .outbox import recently_published
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +43,8 @@ TOPIC_CURSOR_PREFIX = "inbox:topic:"
 MARGIN_NS = 120 * 10**9
 """Catch-up starts this long before the last position (relay clock skew, non-monotonic stream times)."""
 PROGRESS_EVERY = 100
+ECHO_CURSOR_EVERY = 100
+"""Own echoes skipped in a row before their relay time is stored as the cursor anyway."""
 MAX_BACKOFF_S = 5.0
 
 
@@ -54,6 +63,10 @@ class Inbox:
         self.processed = 0
         self.failures: Counter[str] = Counter()
         """Envelopes that could not be processed (a store failure), by error code."""
+        self.echoes = 0
+        """Own envelopes skipped (see the module docstring)."""
+        self._echoes_in_a_row = 0
+        self._published = recently_published(engine)
         self._position: int | None = None
         self._followed: frozenset[bytes] = frozenset()
         self._live: Subscription | None = None
@@ -154,7 +167,17 @@ class Inbox:
     def _process(self, envelope: ReceivedEnvelope, *, keep_position: bool) -> None:
         cursor = (RELAY_TIME_CURSOR, envelope.relay_time_ns) if keep_position else None
         try:
-            events = self.engine.receive(envelope.payload, cursor=cursor)
+            if envelope.payload in self._published:
+                self.echoes += 1
+                self._echoes_in_a_row += 1
+                if cursor is not None and self._echoes_in_a_row >= ECHO_CURSOR_EVERY:
+                    with self.engine.store.transaction() as writer:
+                        writer.set_cursor(*cursor)
+                    self._echoes_in_a_row = 0
+                events = []
+            else:
+                events = self.engine.receive(envelope.payload, cursor=cursor)
+                self._echoes_in_a_row = 0
         except SottovoceError as exc:  # the store failed (disk full...): the envelope is read again next start
             self.failures[exc.code] += 1
             log.warning("could not process an envelope: %s", exc.code)

@@ -1,21 +1,45 @@
 """The outbox pump: publishes the session engine's persisted outbox until the relay acknowledges each item.
 
-Items go out oldest first, each under its Waku message hash as the relay's de-duplication id, so a resend
+Each item goes out under its Waku message hash as the relay's de-duplication id (``Nats-Msg-Id``), so a resend
 after a lost acknowledgement stores nothing twice. A failed publish is rescheduled with exponential backoff
-(in the store, so the schedule survives a restart) and the batch stops there, keeping the order. While the
-relay is unreachable nothing is tried; when the connection comes back every item is sent at once, whatever
-its schedule.
+(in the store, so the schedule survives a restart). While the relay is unreachable nothing is tried; when the
+connection comes back every item is sent at once, whatever its schedule.
+
+**Durable before published.** The store commits without syncing each transaction (see
+:meth:`~engine.store.port.SessionStore.make_durable`). Before publishing a batch the pump makes the store
+durable, once for the whole batch: every item of it, and the ratchet state that produced its ciphertext, was
+committed before that sync. So a power loss can never roll back the state behind a ciphertext already on the
+relay (which would make the next message reuse its message key on another plaintext). If the sync fails,
+nothing is published and the batch is tried again after a backoff.
+
+**Pipelined, in queue order as far as the relay allows.** A batch is the items due, oldest first; they are
+published in that order with up to :data:`MAX_IN_FLIGHT` acknowledgements awaited at once, and each
+acknowledgement is committed (``published``) as it comes. The order they are stored in on the relay:
+
+* all go through one connection, written in queue order, and the relay stores one connection's publishes in
+  the order it reads them, so without failures the stream order is the queue order;
+* when an item fails, no further item of the batch is started, but the ones already in flight (at most
+  ``MAX_IN_FLIGHT - 1`` later items) may still be stored: they overtake the failed item, which goes first in
+  the next batch (after its backoff, or at once when woken). An item the relay refused is retried only
+  :data:`REJECTED_RETRY_S` later and is overtaken by everything queued meanwhile (as before pipelining).
+
+So order is not a guarantee. Receivers do not need it: the Double Ratchet keeps the keys of skipped messages
+(up to 1000 per chain, far more than :data:`MAX_IN_FLIGHT`), envelopes are de-duplicated by hash, and chat
+messages carry their own clock for display order.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import random
-from collections import Counter
+import weakref
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 
+from ..errors import SottovoceError
 from ..protocol.topics import content_topic_of
 from ..sessions.engine import SessionEngine
 from ..sessions.events import Event
@@ -30,6 +54,51 @@ MAX_RETRY_S = 60.0
 REJECTED_RETRY_S = 600.0
 """A publish the relay refused (not a transient failure) is tried again only this much later."""
 IDLE_POLL_S = 30.0
+MAX_IN_FLIGHT = 32
+"""Publishes of one batch awaiting the relay's acknowledgement at once."""
+
+
+class RecentlyPublished:
+    """Digests of the last envelopes one installation published: the inbox skips their echoes.
+
+    Our inbox follows the topics we publish on, so every envelope we publish comes back to us. The engine would
+    open it, find nothing for this installation and commit that (a whole store transaction per message sent);
+    the exact same bytes cannot hold anything for us, so the inbox skips them (see :mod:`engine.runtime.inbox`).
+    Bounded: only the last :attr:`size` are remembered (an older echo, or one read again after a restart, just
+    goes through the engine as before). Shared through :func:`recently_published`, keyed by the engine.
+    """
+
+    def __init__(self, size: int = 4096) -> None:
+        self.size = size
+        self._order: deque[bytes] = deque()
+        self._digests: set[bytes] = set()
+
+    @staticmethod
+    def _digest(payload: bytes) -> bytes:
+        return hashlib.sha256(payload).digest()
+
+    def add(self, payload: bytes) -> None:
+        digest = self._digest(payload)
+        if digest in self._digests:
+            return
+        self._digests.add(digest)
+        self._order.append(digest)
+        if len(self._order) > self.size:
+            self._digests.discard(self._order.popleft())
+
+    def __contains__(self, payload: object) -> bool:
+        return isinstance(payload, bytes) and self._digest(payload) in self._digests
+
+
+_PUBLISHED: weakref.WeakKeyDictionary[SessionEngine, RecentlyPublished] = weakref.WeakKeyDictionary()
+
+
+def recently_published(engine: SessionEngine) -> RecentlyPublished:
+    """What the pump of ``engine`` published lately (one per engine, shared by its pump and its inbox)."""
+    found = _PUBLISHED.get(engine)
+    if found is None:
+        found = _PUBLISHED[engine] = RecentlyPublished()
+    return found
 
 
 def retry_delay_s(attempts: int, rng: random.Random | None = None) -> float:
@@ -53,7 +122,10 @@ class OutboxPump:
         self.drained = asyncio.Event()
         """Set while the outbox is empty."""
         self.failures: Counter[str] = Counter()
-        """Failed publishes, by error code."""
+        """Failed publishes (and failed syncs of the store before a batch), by error code."""
+        self.batches = 0
+        """Batches published (each after one ``make_durable`` of the store)."""
+        self._published = recently_published(engine)
 
     def wake(self, *, everything: bool = False) -> None:
         """Look at the outbox now; ``everything`` also sends items whose retry time has not come yet."""
@@ -95,11 +167,9 @@ class OutboxPump:
                 await self._wait_connected()
                 self._force = True
                 continue
-            for item in items:
-                delay = await self._publish(item)
-                if delay is not None:
-                    await self._sleep(delay)  # the failed item goes first again, after its backoff
-                    break
+            delay = await self._publish_batch(items)
+            if delay is not None:
+                await self._sleep(delay)  # the failed item goes first again, after its backoff
 
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
@@ -112,9 +182,49 @@ class OutboxPump:
         now = self.engine.clock()
         return max(0.0, min(IDLE_POLL_S, (min(i.next_attempt_ns for i in pending) - now) / 1e9))
 
+    async def _publish_batch(self, items: list[OutboxItem]) -> float | None:
+        """Make the store durable, then publish ``items`` in order, pipelined; None when every one was
+        acknowledged, else the seconds until the earliest next try (no item is started after a failure)."""
+        try:
+            self.engine.store.make_durable()
+        except SottovoceError as exc:  # the disk failed: publishing now could outlive the state behind it
+            self.failures[exc.code] += 1
+            delay = retry_delay_s(self.failures[exc.code] - 1)
+            log.warning("could not make the store durable (%s); publishing again in %.1f s", exc.code, delay)
+            return delay
+        self.batches += 1
+        in_flight: set[asyncio.Task[float | None]] = set()
+        delays: list[float] = []
+
+        async def settle(return_when: str) -> None:
+            nonlocal in_flight
+            done, in_flight = await asyncio.wait(in_flight, return_when=return_when)
+            for task in done:
+                delay = task.result()  # TransportClosed (or a store error) ends the pump, as before
+                if delay is not None:
+                    delays.append(delay)
+
+        try:
+            for item in items:
+                while len(in_flight) >= MAX_IN_FLIGHT and not delays:
+                    await settle(asyncio.FIRST_COMPLETED)
+                if delays:
+                    break
+                in_flight.add(asyncio.ensure_future(self._publish(item)))
+            while in_flight:
+                await settle(asyncio.ALL_COMPLETED)
+        finally:
+            for task in in_flight:  # cancelled, or a sibling failed hard: stop the rest
+                task.cancel()
+            for task in in_flight:
+                with contextlib.suppress(BaseException):
+                    await task
+        return min(delays) if delays else None
+
     async def _publish(self, item: OutboxItem) -> float | None:
         """Publish one item; None when acknowledged, else the seconds until its next try."""
         envelope = Envelope(item.topic, content_topic_of(item.topic), item.waku_message, item.envelope_hash.hex())
+        self._published.add(item.waku_message)  # before: the echo may come back before the acknowledgement
         try:
             await self.transport.publish(envelope)
         except TransportClosed:

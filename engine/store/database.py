@@ -4,6 +4,27 @@ The file is encrypted with a raw 256-bit key (``PRAGMA key = "x'…'"``, no SQLC
 with ``foreign_keys``, ``secure_delete`` and in-memory temporary storage, and logs nothing: SQLCipher's own
 log is switched off before the key is given. Every failure of the ``sqlcipher3`` driver or of the file system
 surfaces as a :class:`~engine.store.errors.StoreError`.
+
+**Durability: WAL with ``synchronous = NORMAL``, plus :meth:`Database.make_durable`.** What SQLite promises
+(https://www.sqlite.org/pragma.html#pragma_synchronous, https://www.sqlite.org/wal.html):
+
+* A ``COMMIT`` appends the transaction's pages to the ``-wal`` file with ``write()`` and returns without an
+  fsync. Once it has returned, the transaction survives a crash of *this process* (the bytes are in the
+  operating system's cache and the next open replays the WAL): nothing committed is lost to a process crash.
+* A crash of the *operating system* or a *power loss* may roll back the commits made since the last sync of
+  the WAL. The database stays consistent whatever happens (each WAL frame is checksummed and salted; recovery
+  replays the WAL up to the last commit whose frames all check out, and drops the rest as a whole): it is
+  exactly the database of some earlier commit, never a mix, never corrupt.
+* SQLite syncs on its own only around checkpoints (the WAL before its pages are copied into the database
+  file, the database file after, and the WAL header when the WAL starts over). Those pages are then durable.
+* :meth:`Database.make_durable` closes the gap on demand: one ``fsync`` of the ``-wal`` file (and, the first
+  time, of the folder that holds it, so the file itself survives). Every commit that returned before it is
+  then durable against power loss too: their frames were written to that file before the call, and recovery
+  keeps every frame up to the last valid commit. Commits made after it are not covered until the next call.
+
+So the database never needs a sync per commit; a caller that lets something *leave the machine* that depends
+on the committed state (a published ciphertext depends on the ratchet state that produced it) calls
+:meth:`~Database.make_durable` first, and one fsync covers all the commits before it (group commit).
 """
 
 from __future__ import annotations
@@ -46,6 +67,7 @@ class _Connection(Protocol):
     """The part of a ``sqlcipher3`` connection this module uses (the driver has no type hints)."""
 
     in_transaction: bool
+    total_changes: int
 
     def execute(self, sql: str, parameters: Params = ..., /) -> _Cursor: ...
 
@@ -199,6 +221,13 @@ class Database:
         self._connection: _Connection | None = connection
         self._transaction: Transaction | None = None
         self.path = path
+        self._wal_fd: int | None = None
+        self._commits = 0
+        self._durable_at: tuple[int, int] | None = None
+        """``(commits, total_changes)`` when the WAL was last synced: unchanged means nothing to sync. None at
+        first: what an earlier process committed (and crashed before syncing) may still be in the WAL unsynced."""
+        self.durable_syncs = 0
+        """How many times :meth:`make_durable` synced the WAL (calls with no commit since the last one do not)."""
 
     @classmethod
     def open(
@@ -261,6 +290,7 @@ class Database:
             yield transaction
             with mapped_errors():
                 connection.execute("COMMIT")
+            self._commits += 1
         except BaseException:
             if connection.in_transaction:
                 with suppress(sqlcipher3.Error):
@@ -289,10 +319,49 @@ class Database:
         if [tuple(row) for row in rows] != [("ok",)]:
             raise errors.DatabaseCorrupt()
 
+    # -- durability
+
+    def make_durable(self) -> None:
+        """Make every transaction committed so far durable against power loss: one fsync of the ``-wal`` file.
+
+        See the module docstring for what is durable before and after. Does nothing when nothing was committed
+        since the last call. Raises ``DatabaseIOError`` (or ``DiskFull``...) if the sync fails: the commits may
+        then not be durable, and nothing that depends on them may leave the machine.
+        """
+        connection = self._live()
+        if self._transaction is not None:
+            raise RuntimeError("make_durable inside a transaction would not cover it")
+        written = (self._commits, connection.total_changes)  # a write outside transaction() changes the latter
+        if written == self._durable_at:
+            return
+        with mapped_errors():
+            if self._wal_fd is None:
+                try:
+                    self._wal_fd = _open_for_sync(self.path.with_name(self.path.name + "-wal"))
+                except FileNotFoundError:  # no WAL (yet): what was committed is in the database file itself
+                    fd = _open_for_sync(self.path)
+                    try:
+                        os.fsync(fd)
+                    finally:
+                        os.close(fd)
+                else:
+                    # fsync applies to the file, whichever descriptor names it: ours is as good as SQLite's.
+                    # The WAL stays the same file (truncated and rewritten in place, never replaced) while a
+                    # connection is open; the folder is synced once so that the file's own entry is durable.
+                    _sync_folder(self.path.parent)
+            if self._wal_fd is not None:
+                os.fsync(self._wal_fd)
+        self._durable_at = written
+        self.durable_syncs += 1
+
     # -- lifetime
 
     def close(self) -> None:
         """Close the connection (SQLite checkpoints and removes the WAL files); closing twice is harmless."""
+        fd, self._wal_fd = self._wal_fd, None
+        if fd is not None:
+            with suppress(OSError):
+                os.close(fd)
         connection, self._connection = self._connection, None
         if connection is not None:
             with mapped_errors():
@@ -340,6 +409,22 @@ CREATE TABLE IF NOT EXISTS schema_version (
 """
 
 
+def _open_for_sync(path: Path) -> int:
+    """A descriptor to fsync ``path`` through (Windows wants write access for that; POSIX does not)."""
+    return os.open(path, (os.O_RDWR if os.name == "nt" else os.O_RDONLY) | getattr(os, "O_CLOEXEC", 0))
+
+
+def _sync_folder(folder: Path) -> None:
+    """fsync a directory, so that the files created in it stay there after a power loss (POSIX only)."""
+    if os.name == "nt":
+        return
+    fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def _schema_version(connection: _Connection) -> int:
     with mapped_errors():
         exists = connection.execute(
@@ -367,7 +452,7 @@ def _connect(path: Path, key: bytes) -> _Connection:
             connection.execute("PRAGMA foreign_keys = ON")
             connection.execute("PRAGMA secure_delete = ON")
             connection.execute("PRAGMA temp_store = MEMORY")
-            connection.execute("PRAGMA synchronous = FULL")
+            connection.execute("PRAGMA synchronous = NORMAL")  # durable on demand: Database.make_durable
             mode = connection.execute("PRAGMA journal_mode = WAL").fetchone()
         if mode is None or str(mode[0]).lower() != "wal":
             raise errors.StoreError(f"the database cannot use WAL mode (got {mode!r})")

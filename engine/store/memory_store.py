@@ -221,6 +221,8 @@ class MemorySessionStore(_MemoryReader, SessionStore):
         self._committed: _Tables | None = _Tables()
         self._in_transaction = False
         self._next_commit_failure: BaseException | None = None
+        self.durable_calls = 0
+        """How many times :meth:`make_durable` was called."""
 
     def fail_next_commit(self, exc: BaseException) -> None:
         """Make the next commit raise ``exc`` instead of applying anything (once), e.g. ``DiskFull()``."""
@@ -256,6 +258,14 @@ class MemorySessionStore(_MemoryReader, SessionStore):
         finally:
             self._in_transaction = False
             writer._end()
+
+    def make_durable(self) -> None:
+        """Nothing to sync: what is committed here lives exactly as long as the process (counted in
+        :attr:`durable_calls`, so that tests can see the rule being followed)."""
+        self._live()
+        if self._in_transaction:
+            raise RuntimeError("make_durable inside a transaction would not cover it")
+        self.durable_calls += 1
 
     def close(self) -> None:
         """Drop the state; later use raises ``RuntimeError`` (closing twice is harmless)."""

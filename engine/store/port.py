@@ -154,7 +154,22 @@ class SessionStore(StoreReader, Protocol):
     """One installation's durable state."""
 
     def transaction(self) -> AbstractContextManager[StoreWriter]:
-        """All writes inside are committed together when the block exits normally, else none is."""
+        """All writes inside are committed together when the block exits normally, else none is.
+
+        A committed transaction survives a crash of the process, but not necessarily an operating-system crash
+        or a power loss until :meth:`make_durable` is called (the store stays consistent either way: it comes
+        back as of some earlier commit).
+        """
+        ...
+
+    def make_durable(self) -> None:
+        """Make every transaction committed so far survive a power loss too (one sync for all of them).
+
+        The rule: nothing that depends on committed state leaves the machine before that state is durable.
+        A ciphertext published, then its ratchet state rolled back by a power loss, would let the next message
+        reuse the same message key on another plaintext; so the outbox pump calls this before each batch it
+        publishes. Cheap when nothing was committed since the last call. Raises a ``StoreError`` on failure.
+        """
         ...
 
     def close(self) -> None: ...

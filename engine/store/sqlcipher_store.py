@@ -287,6 +287,12 @@ class SqlCipherSessionStore(_SqlReader, SessionStore):
             finally:
                 self._in_transaction = False
 
+    def make_durable(self) -> None:
+        """One fsync of the database's write-ahead log: see :meth:`Database.make_durable`."""
+        if self._in_transaction:
+            raise RuntimeError("make_durable inside a transaction would not cover it")
+        self._database.make_durable()
+
     def close(self) -> None:
         """Close the database (closing twice is harmless)."""
         self._database.close()

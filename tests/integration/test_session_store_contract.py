@@ -440,6 +440,21 @@ def test_a_closed_store_refuses_use(store: SessionStore) -> None:
         pass
 
 
+def test_make_durable_keeps_what_is_committed_and_is_refused_inside_a_transaction(store: SessionStore) -> None:
+    store.make_durable()  # nothing committed yet: harmless
+    write(store, lambda tx: tx.enqueue(item(1)))
+    store.make_durable()
+    store.make_durable()  # again with nothing new: harmless
+    assert [i.envelope_hash for i in store.outbox()] == [item(1).envelope_hash]
+    with pytest.raises(RuntimeError, match="transaction"), store.transaction() as tx:
+        tx.enqueue(item(2))
+        store.make_durable()
+    assert [i.envelope_hash for i in store.outbox()] == [item(1).envelope_hash]
+    store.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        store.make_durable()
+
+
 # --- SQLCipher only ---------------------------------------------------------------------------------------------
 
 
