@@ -150,7 +150,7 @@ def test_the_pump_makes_the_store_durable_before_each_batch_and_publishes_in_que
     async def test(h: Harness) -> None:
         h.engine.enqueue(item(1), item(2), item(3))
         h.pump.wake()
-        await h.until(lambda: h.pump.drained.is_set())
+        await h.until(h.pump.drained.is_set)
         publishes = [entry for entry in h.log if entry.startswith(("durable", "publish"))]
         assert publishes == ["durable", "publish waku-1", "publish waku-2", "publish waku-3"]
         assert h.store.outbox() == []
