@@ -29,6 +29,22 @@ def _bench_store(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench_engine(args: argparse.Namespace) -> int:
+    import sys
+
+    from engine.bench.engine import run
+
+    def progress(step: str) -> None:
+        print(f"bench engine: {step}", file=sys.stderr, flush=True)
+
+    figures = run(messages=args.messages, repeat=args.repeat, progress=progress)
+    for line in figures.report_lines():
+        print(line)
+    if args.json:
+        print(json.dumps(figures.as_dict()))
+    return 0
+
+
 def _positive(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -53,3 +69,9 @@ def add_bench_parser(commands: argparse._SubParsersAction[argparse.ArgumentParse
                        help="last messages timed with fsync on (the ones before run with it off)")
     store.add_argument("--repeat", type=_positive, default=5, help="load rounds; the best round counts")
     store.set_defaults(handler=_bench_store)
+
+    engine = kinds.add_parser("engine", help="messages/s and latency through the whole engine on a local relay")
+    engine.add_argument("--json", action="store_true", help="end with one JSON line of all figures")
+    engine.add_argument("--messages", type=_positive, default=2000, help="messages per profile and round")
+    engine.add_argument("--repeat", type=_positive, default=3, help="rounds; the best round counts")
+    engine.set_defaults(handler=_bench_engine)
