@@ -106,11 +106,11 @@ class Relay:
         self.clock = clock
         self.devices: list[Device] = []
 
-    def device(self, name: str, *, phrase: str | None = None) -> Device:
+    def device(self, name: str, *, phrase: str | None = None, display_name: str = "") -> Device:
         """A new installation: a new account, or (with ``phrase``) one more installation of an existing one."""
         store = MemorySessionStore()
         entropy = SeededEntropy(f"test-session-engine-{name}")
-        created = create_account(store, entropy, self.clock(), recovery_phrase=phrase, display_name="",
+        created = create_account(store, entropy, self.clock(), recovery_phrase=phrase, display_name=display_name,
                                  device_name=name)
         device = Device(name, store, SessionEngine(store, entropy, self.clock), created.recovery_phrase)
         self.devices.append(device)
@@ -119,6 +119,7 @@ class Relay:
     def flush(self, device: Device) -> list[bytes]:
         """Publish ``device``'s due outbox (acknowledging each item); returns the envelopes, oldest first."""
         published = []
+        device.engine.tick()  # datasync acks and retransmissions that fell due
         for item in device.engine.outbox_due():
             published.append(item.waku_message)
             device.engine.published(item)
