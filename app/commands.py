@@ -19,6 +19,7 @@ from typing import Any
 
 from app import config
 from engine.messenger import (
+    DEFAULT_CONTACT_REQUEST_TEXT,
     ChatMessage,
     Contact,
     Direction,
@@ -135,7 +136,25 @@ async def _code(m: Messenger, args: argparse.Namespace) -> int:
 
 def _contact_json(contact: Contact) -> dict[str, Any]:
     return {"name": contact.name, "chat_key": contact.chat_key, "display_name": contact.display_name or None,
-            "verified": contact.verified}
+            "verified": contact.verified, "added": contact.added, "has_added_us": contact.has_added_us,
+            "mutual": contact.mutual, "blocked": contact.blocked}
+
+
+def _contact_state(contact: Contact) -> str:
+    if contact.blocked:
+        return "blocked"
+    if contact.mutual:
+        return "mutual"
+    return "request sent" if contact.added else "asked to add you" if contact.has_added_us else "not added"
+
+
+async def _publish(m: Messenger, timeout: float) -> None:
+    """Send what a contact action queued, and wait until the relay has it."""
+    await _started(m, timeout)
+    try:
+        await m.sync(timeout)
+    except SyncTimeout:
+        raise SyncTimeout(f"queued, not yet sent within {timeout:g} s: it goes out with the next sync") from None
 
 
 async def _contacts(m: Messenger, args: argparse.Namespace) -> int:
@@ -162,12 +181,44 @@ async def _contacts(m: Messenger, args: argparse.Namespace) -> int:
         renamed = m.rename_contact(args.contact, args.new_name)
         _out(f"renamed to {renamed.name} ({renamed.chat_key})")
         return 0
+    if action == "requests":
+        requests = m.contact_requests()
+        if args.json:
+            _out(json.dumps([{"chat_key": r.chat_key, "display_name": r.display_name or None, "text": r.text,
+                              "id": r.request_id, "name": r.contact_name} for r in requests], ensure_ascii=False))
+        for r in requests if not args.json else ():
+            _out(f"{r.contact_name or r.display_name or '?'}\t{r.chat_key}\t{r.text}")
+        return 0
+    if action == "request":
+        sent = await m.send_contact_request(args.contact, args.text)
+        await _publish(m, args.timeout)
+        _out(f"contact request sent to {sent.chat_key}")
+        return 0
+    if action == "accept":
+        contact = m.accept_contact_request(args.contact, args.name)
+        await _publish(m, args.timeout)
+        _out(f"accepted {contact.name} ({contact.chat_key})")
+        return 0
+    if action == "decline":
+        m.decline_contact_request(args.contact)
+        _out("declined (the requester is not told)")
+        return 0
+    if action == "remove":
+        contact = m.contact(args.contact)
+        m.remove_contact(contact)
+        await _publish(m, args.timeout)
+        _out(f"removed {contact.name} ({contact.chat_key})")
+        return 0
+    if action in ("block", "unblock"):
+        m.block_contact(args.contact, action == "block")
+        _out(f"{action}ed {args.contact}")
+        return 0
     contacts = m.contacts()
     if args.json:
         _out(json.dumps([_contact_json(c) for c in contacts], ensure_ascii=False))
     else:
         for c in contacts:
-            _out(f"{c.name}\t{c.chat_key}\t{'verified' if c.verified else 'unverified'}")
+            _out(f"{c.name}\t{c.chat_key}\t{'verified' if c.verified else 'unverified'}\t{_contact_state(c)}")
     return 0
 
 
@@ -321,6 +372,24 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser],
     rename = actions.add_parser("rename", parents=[common], help="rename a contact")
     rename.add_argument("contact", metavar="NAME")
     rename.add_argument("new_name", metavar="NEW_NAME")
+    requests = actions.add_parser("requests", parents=[common], help="list pending contact requests")
+    requests.add_argument("--json", action="store_true")
+    request = actions.add_parser("request", parents=[common], help="ask an account to become your contact")
+    request.add_argument("contact", metavar="NAME|CHATKEY")
+    request.add_argument("text", metavar="TEXT", nargs="?", default=DEFAULT_CONTACT_REQUEST_TEXT)
+    request.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, metavar="S")
+    accept = actions.add_parser("accept", parents=[common], help="accept a contact request")
+    accept.add_argument("contact", metavar="CHATKEY|NAME")
+    accept.add_argument("--name", help="your name for the new contact (default: its display name)")
+    accept.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, metavar="S")
+    decline = actions.add_parser("decline", parents=[common], help="decline a contact request (silently)")
+    decline.add_argument("contact", metavar="CHATKEY|NAME")
+    remove = actions.add_parser("remove", parents=[common], help="remove a contact and retract your request")
+    remove.add_argument("contact", metavar="NAME")
+    remove.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, metavar="S")
+    for verb, what in (("block", "drop an account's messages unread"), ("unblock", "stop blocking an account")):
+        blocking = actions.add_parser(verb, parents=[common], help=what)
+        blocking.add_argument("contact", metavar="NAME|CHATKEY")
 
     p = commands.add_parser("send", parents=[common], help="send a text message; exits once the relay stored it")
     p.add_argument("to", metavar="NAME|CHATKEY")

@@ -101,6 +101,7 @@ from .transport.port import ConnectionState, Transport
 from .transport.relay import EmbeddedRelay
 
 __all__ = [
+    "DEFAULT_CONTACT_REQUEST_TEXT",
     "CannotAddSelf",
     "ChatMessage",
     "ConnectionChanged",

@@ -113,8 +113,8 @@ class Peer:
             return self, False
         new = self.remote_state == STATE_NONE
         updated = replace(self, remote_clock=clock, remote_state=STATE_RECEIVED)
-        if new and request_id:
-            updated = replace(updated, request_id=request_id, request_text=text)
+        if request_id and (new or self.local_state == STATE_NONE):  # the newest request is the one to answer
+            updated = replace(updated, request_id=request_id, request_text=text or self.request_text)
         return updated, new
 
     def retracted(self, clock: int) -> Peer:

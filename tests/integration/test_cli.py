@@ -77,7 +77,8 @@ def test_cli_round_trip(tmp_path: Path, env: dict[str, str], relay: str) -> None
     sottovoce(env, *a, "contacts", "add", "--code", code, "--name", "bob")
     sottovoce(env, *b, "contacts", "add", alice_key, "--name", "alice")
     contacts = json.loads(sottovoce(env, *a, "contacts", "--json").stdout)
-    assert contacts == [{"name": "bob", "chat_key": bob["chat_key"], "display_name": "bobby", "verified": False}]
+    assert contacts == [{"name": "bob", "chat_key": bob["chat_key"], "display_name": "bobby", "verified": False,
+                         "added": True, "has_added_us": False, "mutual": False, "blocked": False}]
     assert "verified bob" in sottovoce(env, *a, "contacts", "verify", "bob").stdout
 
     sent = sottovoce(env, *a, "send", "bob", "hello from the CLI").stdout
@@ -102,6 +103,8 @@ def test_cli_recover_and_pair_a_second_installation(tmp_path: Path, env: dict[st
     a2 = ["--profile", str(tmp_path / "a2"), "--transport", relay]
     init = sottovoce(env, *a, "init", "--name", "alice").stdout.splitlines()
     phrase = init[1].removeprefix("recovery phrase: ")
+    carol_key = sottovoce(env, "--profile", str(tmp_path / "c"), "init", "--name", "carol").stdout.split()[2]
+    sottovoce(env, *a, "contacts", "add", carol_key, "--name", "Carol from work")
     recovered = sottovoce(env, *a2, "init", "--name", "alice", "--recover", stdin=phrase + "\n").stdout
     assert recovered.splitlines()[0] == init[0] and "recovery phrase" not in recovered
     pairing = sottovoce(env, *a2, "devices", "code", "--qr", str(tmp_path / "pair.png")).stdout.strip()
@@ -110,6 +113,27 @@ def test_cli_recover_and_pair_a_second_installation(tmp_path: Path, env: dict[st
     sottovoce(env, *a2, "sync", "--timeout", "20")
     mine = json.loads(sottovoce(env, *a2, "devices", "--json").stdout)
     assert [(d["current"], d["paired"]) for d in mine] == [(True, True), (False, True)]
+    [synced] = json.loads(sottovoce(env, *a2, "contacts", "--json").stdout)  # contacts came with the pairing
+    assert (synced["name"], synced["chat_key"], synced["added"]) == ("Carol from work", carol_key, True)
+
+
+def test_cli_contact_request_accepted(tmp_path: Path, env: dict[str, str], relay: str) -> None:
+    a = ["--profile", str(tmp_path / "a"), "--transport", relay]
+    b = ["--profile", str(tmp_path / "b"), "--transport", relay]
+    alice_key = sottovoce(env, *a, "init", "--name", "alice").stdout.split()[2]
+    bob_key = sottovoce(env, *b, "init", "--name", "bobby").stdout.split()[2]
+    sottovoce(env, *a, "contacts", "add", bob_key, "--name", "bob")
+    assert "contact request sent" in sottovoce(env, *a, "contacts", "request", "bob", "hi, it's alice").stdout
+    sottovoce(env, *b, "sync", "--timeout", "20")
+    [request] = json.loads(sottovoce(env, *b, "contacts", "requests", "--json").stdout)
+    assert (request["chat_key"], request["display_name"], request["text"]) == (alice_key, "alice", "hi, it's alice")
+    assert "accepted Alice" in sottovoce(env, *b, "contacts", "accept", alice_key, "--name", "Alice").stdout
+    assert json.loads(sottovoce(env, *b, "contacts", "requests", "--json").stdout) == []
+    [alice] = json.loads(sottovoce(env, *b, "contacts", "--json").stdout)
+    assert (alice["name"], alice["mutual"]) == ("Alice", True)
+    sottovoce(env, *a, "sync", "--timeout", "20")
+    [bob] = json.loads(sottovoce(env, *a, "contacts", "--json").stdout)
+    assert (bob["name"], bob["mutual"]) == ("bob", True)
 
 
 def test_cli_user_errors_are_one_line(tmp_path: Path, env: dict[str, str]) -> None:
