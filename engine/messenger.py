@@ -256,6 +256,7 @@ class Messenger:
         self._pump = OutboxPump(self._engine, transport, self._publish_engine_events, wait)
         self._inbox = Inbox(self._engine, transport, self._publish_engine_events, wait, self._sync_progress)
         self._advertise_if_due()
+        self._engine.expire()
         self._pump.wake()
         for name, coro in (("connection", self._connection.run()), ("inbox", self._inbox.run()),
                            ("outbox", self._pump.run()), ("datasync", self._ticker.run())):

@@ -20,11 +20,13 @@ from ..protocol.entropy import Entropy
 from ..protocol.state import Installation
 from ..protocol.waku import WakuMessage
 from ..store.port import DeliveryState, OutboxItem, SessionStore, StoreWriter
-from .core import SentMessage, SessionCore, Step
+from .core import SEGMENTS_DONE, SentMessage, SessionCore, Step
 from .events import ContactSynced, DeliveryChanged, EnvelopeRejected, Event, MessageReceived
 from .peers import AddressEntry, Peer
 from .records import Account, save_dirty
 
+RETENTION_NS = 30 * 86_400 * 10**9
+"""How long the relay keeps envelopes (a Waku store node's 30 days): older marks can go."""
 Clock = Callable[[], int]
 """Unix time in nanoseconds."""
 
@@ -118,6 +120,22 @@ class SessionEngine:
                 writer.set_cursor(*cursor)
 
         return self._commit(step, finish)
+
+    def expire(self, retention_ns: int = RETENTION_NS) -> int:
+        """Forget what the relay no longer keeps: seen-envelope marks and completed-segment marks older than
+        ``retention_ns`` (the relay's 30 days). Returns how many seen marks went."""
+        cutoff = self.clock() - retention_ns
+        done = [key for key, value in self.store.records(SEGMENTS_DONE) if int.from_bytes(value, "big") < cutoff]
+        forgotten = 0
+
+        def apply(writer: StoreWriter) -> None:
+            nonlocal forgotten
+            forgotten = writer.forget_seen(cutoff)
+            for key in done:
+                writer.delete_record(SEGMENTS_DONE, key)
+
+        self._commit(Step(), apply)
+        return forgotten
 
     def send_text(self, peer: bytes, text: str) -> SentMessage:
         """Store and queue a text message to ``peer`` (state ``QUEUED``); returns its id and fan-out."""

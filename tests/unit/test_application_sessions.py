@@ -267,3 +267,11 @@ def test_the_own_copy_of_a_contact_request_is_filed_in_the_peers_chat(relay: Rel
     relay.settle()
     [copy] = [m for m in laptop.received() if m.text == "hello from the phone"]
     assert copy.chat == bob.identity
+
+
+def test_marks_older_than_the_relays_retention_are_forgotten(relay: Relay, clock: Clock) -> None:
+    alice, bob = _pair_of(relay)
+    talk(relay, alice, bob, "remembered for a while")
+    assert bob.engine.expire() == 0
+    clock.advance(31 * 86_400 * SECOND)
+    assert bob.engine.expire() > 0
