@@ -182,6 +182,7 @@ async def _contacts(m: Messenger, args: argparse.Namespace) -> int:
         _out(f"renamed to {renamed.name} ({renamed.chat_key})")
         return 0
     if action == "requests":
+        await _publish(m, args.timeout)  # requests arrive over the network: catch up first
         requests = m.contact_requests()
         if args.json:
             _out(json.dumps([{"chat_key": r.chat_key, "display_name": r.display_name or None, "text": r.text,
@@ -374,6 +375,7 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser],
     rename.add_argument("new_name", metavar="NEW_NAME")
     requests = actions.add_parser("requests", parents=[common], help="list pending contact requests")
     requests.add_argument("--json", action="store_true")
+    requests.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, metavar="S")
     request = actions.add_parser("request", parents=[common], help="ask an account to become your contact")
     request.add_argument("contact", metavar="NAME|CHATKEY")
     request.add_argument("text", metavar="TEXT", nargs="?", default=DEFAULT_CONTACT_REQUEST_TEXT)

@@ -489,7 +489,7 @@ class Messenger:
         """Accept a pending request (by chat key, or the name of a contact I already have); the requester is
         added to my contacts as ``name`` (else its display name, else its alias) and told."""
         self._check_open()
-        identity = self._identity_of(which)
+        identity = self._requester(which)
         if identity not in self._contacts:
             peer = self._engine.peer(identity)
             self._save_contact(Contact(identity, self._free_name(name or peer.display_name or alias(identity)),
@@ -503,7 +503,7 @@ class Messenger:
     def decline_contact_request(self, which: str | bytes) -> None:
         """Decline a pending request; the requester is not told (as in status-go)."""
         self._check_open()
-        self._publish_engine_events(self._engine.decline_contact_request(self._identity_of(which)))
+        self._publish_engine_events(self._engine.decline_contact_request(self._requester(which)))
         self._changed()
 
     def remove_contact(self, which: str | bytes | Contact) -> None:
@@ -522,6 +522,15 @@ class Messenger:
         identity = which.identity if isinstance(which, Contact) else self._identity_of(which)
         self._publish_engine_events(self._engine.set_blocked(identity, blocked))
         self._changed()
+
+    def _requester(self, which: str | bytes) -> bytes:
+        """A pending requester by chat key, by my name for it, or by the display name it announced."""
+        if isinstance(which, str):
+            wanted = which.strip().casefold()
+            named = [r for r in self.contact_requests() if r.display_name.casefold() == wanted]
+            if len(named) == 1 and find_by_name(self._contacts.values(), which) is None:
+                return compress(parse_chat_key(named[0].chat_key))
+        return self._identity_of(which)
 
     def _identity_of(self, which: str | bytes) -> bytes:
         if isinstance(which, bytes):
