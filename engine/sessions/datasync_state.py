@@ -11,11 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from google.protobuf.message import DecodeError
-
 from proto import local_state_pb2 as pb
 
-from ..errors import MalformedMessage
 from ..protocol.application.datasync import (
     BACKOFF_TICKS,
     JITTER_TICKS,
@@ -24,6 +21,7 @@ from ..protocol.application.datasync import (
     DatasyncMessage,
 )
 from ..protocol.entropy import BytesPurpose, Entropy
+from .records import parse_record
 
 DATASYNC_OUT = "datasync_out"
 """Record kind: key = MVDS id (32 bytes), value = ``DatasyncOutRecord``."""
@@ -74,11 +72,7 @@ class Outgoing:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Outgoing:
-        record = pb.DatasyncOutRecord()
-        try:
-            record.ParseFromString(data)
-        except (DecodeError, RuntimeError, ValueError) as exc:
-            raise MalformedMessage("stored datasync record is corrupted") from exc
+        record = parse_record(pb.DatasyncOutRecord(), data, "datasync")
         return cls(bytes(record.peer), DatasyncMessage(bytes(record.group_id), record.timestamp, bytes(record.body)),
                    record.send_count, record.next_due_ns, record.message_id)
 
@@ -109,9 +103,5 @@ class PendingAcks:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> PendingAcks:
-        record = pb.DatasyncAcksRecord()
-        try:
-            record.ParseFromString(data)
-        except (DecodeError, RuntimeError, ValueError) as exc:
-            raise MalformedMessage("stored datasync acks are corrupted") from exc
+        record = parse_record(pb.DatasyncAcksRecord(), data, "datasync acks")
         return cls(tuple(bytes(i) for i in record.ids), record.since_ns)

@@ -11,12 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from google.protobuf.message import DecodeError
-
 from proto import local_state_pb2 as pb
 from proto.contact_pb2 import ContactRequestPropagatedState
 
-from ..errors import MalformedMessage
 from ..protocol.application.messages import (
     STATE_DISMISSED,
     STATE_NONE,
@@ -24,6 +21,7 @@ from ..protocol.application.messages import (
     STATE_SENT,
     PropagatedState,
 )
+from .records import parse_record
 
 PEERS = "peers"
 """Record kind: key = the peer's C(IK), value = ``PeerRecord``."""
@@ -186,11 +184,7 @@ class Peer:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Peer:
-        record = pb.PeerRecord()
-        try:
-            record.ParseFromString(data)
-        except (DecodeError, RuntimeError, ValueError) as exc:
-            raise MalformedMessage("stored peer record is corrupted") from exc
+        record = parse_record(pb.PeerRecord(), data, "peer")
         return cls(record.local_clock, record.local_state, record.remote_clock, record.remote_state,
                    record.last_updated, record.display_name, record.display_name_clock, record.request_id,
                    record.request_text, record.blocked, record.customization_color)

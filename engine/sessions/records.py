@@ -61,7 +61,7 @@ def account_to_bytes(account: Account) -> bytes:
 
 
 def account_from_bytes(data: bytes) -> Account:
-    record = _parse(pb.AccountRecord(), data, "account")
+    record = parse_record(pb.AccountRecord(), data, "account")
     try:
         identity = KeyPair.from_private(bytes(record.identity_private))
     except SottovoceError as exc:
@@ -163,7 +163,7 @@ def session_from_bytes(key: bytes, data: bytes) -> Session:
     """One stored session (``key`` as written by :func:`save_dirty`)."""
     bundle_id = key[:_KEY_LEN]
     identity, installation_id = _split_peer(key[_KEY_LEN:])
-    record = _parse(pb.SessionRecord(), data, "session")
+    record = parse_record(pb.SessionRecord(), data, "session")
     if len(record.shared_key) != 32:
         raise MalformedMessage("stored session has a bad shared key")
     return Session(bundle_id, identity, installation_id, bytes(record.shared_key), record.initiator,
@@ -179,7 +179,7 @@ def load_state(store: StoreReader, account: Account) -> ProtocolState:
     """The encryption layer's state of ``account`` as committed in ``store``."""
     state = ProtocolState(account.identity, account.installation_id)
     for _, data in store.records(Table.OWN_PREKEYS):
-        own = _parse(pb.OwnPrekeyRecord(), data, "own prekey")
+        own = parse_record(pb.OwnPrekeyRecord(), data, "own prekey")
         try:
             key = KeyPair.from_private(bytes(own.private_key))
         except SottovoceError as exc:
@@ -188,12 +188,12 @@ def load_state(store: StoreReader, account: Account) -> ProtocolState:
     state.own_prekeys.sort(key=lambda p: p.version)
     for key_bytes, data in store.records(Table.PEER_PREKEYS):
         peer = _split_peer(key_bytes)
-        rows = _parse(pb.PeerPrekeysRecord(), data, "peer prekeys")
+        rows = parse_record(pb.PeerPrekeysRecord(), data, "peer prekeys")
         state.peer_prekeys[peer] = [PeerPrekey(bytes(r.public_key), r.version, r.timestamp, r.expired)
                                     for r in rows.prekeys]
     for key_bytes, data in store.records(Table.INSTALLATIONS):
         identity, installation_id = _split_peer(key_bytes)
-        inst = _parse(pb.InstallationRecord(), data, "installation")
+        inst = parse_record(pb.InstallationRecord(), data, "installation")
         state.installations[(identity, installation_id)] = Installation(
             identity, installation_id, inst.protocol_version, inst.enabled, inst.timestamp, inst.name,
             inst.device_type, inst.last_seen_ns)
@@ -201,7 +201,7 @@ def load_state(store: StoreReader, account: Account) -> ProtocolState:
         session = session_from_bytes(key_bytes, data)
         state.sessions[session.key] = session
     for key_bytes, data in store.records(Table.SECRETS):
-        secret = _parse(pb.SharedSecretRecord(), data, "shared secret")
+        secret = parse_record(pb.SharedSecretRecord(), data, "shared secret")
         state.shared_secrets[key_bytes] = bytes(secret.secret)
         state.agreed_installations[key_bytes] = set(secret.agreed_installations)
     counter = store.meta(SESSION_COUNTER_META)
@@ -209,7 +209,8 @@ def load_state(store: StoreReader, account: Account) -> ProtocolState:
     return state
 
 
-def _parse(record: _Record, data: bytes, what: str) -> _Record:
+def parse_record(record: _Record, data: bytes, what: str) -> _Record:
+    """Parse a stored protobuf record into ``record``; :class:`MalformedMessage` names ``what`` if corrupted."""
     try:
         record.ParseFromString(data)
     except (DecodeError, RuntimeError, ValueError) as exc:
