@@ -289,3 +289,26 @@ def test_readme_cluster_commands_form_a_replicated_cluster(tmp_path: Path) -> No
     finally:
         codes = [r.stop() for r in relays]
     assert codes == [0, 0, 0]
+
+
+def test_a_client_asking_for_replicas_scales_up_an_existing_stream(tmp_path: Path) -> None:
+    """A community that started with one replica gets three once a client's URL asks for ``?replicas=3``."""
+    nodes = start_cluster(tmp_path / "cluster")
+    urls = [n.url for n in nodes]
+
+    async def main() -> None:
+        first = NatsTransport(NatsSettings(servers=tuple(urls)), connect_timeout_s=20.0)
+        await first.connect()
+        assert (await stream_info(urls)).config.num_replicas == 1
+        await first.close()
+        asking = NatsTransport(NatsSettings(servers=(*urls[:2], urls[2] + "?replicas=3")), connect_timeout_s=20.0)
+        assert asking.settings.replicas == 3 and asking.settings.servers == tuple(urls)
+        await asking.connect()
+        assert (await stream_info(urls)).config.num_replicas == 3
+        await asking.close()
+
+    try:
+        run(main(), timeout=60)
+    finally:
+        for node in nodes:
+            node.stop()
