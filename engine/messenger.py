@@ -375,6 +375,7 @@ class Messenger:
         """My contact code (chat key, current bundle, display name) as text."""
         self._check_open()
         bundle = self._engine.own_bundle()
+        self._store.make_durable()  # the code leaves the machine: the prekey it names must survive a power cut
         return encode_contact_code(bundle.serialize(), self._engine.account.display_name or None)
 
     def contact_code_qr(self) -> bytes:
@@ -624,6 +625,7 @@ class Messenger:
         self._check_open()
         account = self._engine.account
         bundle = self._engine.own_bundle()
+        self._store.make_durable()
         return encode_pairing_code(bundle.serialize(), account.installation_id, account.device_name or "Sottovoce",
                                    account.device_type or "desktop")
 

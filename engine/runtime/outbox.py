@@ -20,9 +20,9 @@ acknowledgement is committed (``published``) as it comes. The order they are sto
   the order it reads them, so without failures the stream order is the queue order;
 * when an item fails, no further item of the batch is started, but the ones already in flight (at most
   ``MAX_IN_FLIGHT - 1`` later items) may still be stored: they overtake the failed item;
-* a failed item is rescheduled (its backoff, or :data:`REJECTED_RETRY_S` when the relay refused it) and is
-  not due until then: a batch started meanwhile (a new message wakes the pump) publishes the items behind it
-  first, as before pipelining (recorded as a strict xfail in ``tests/integration/test_messenger_cluster.py``).
+* a failed item is rescheduled (its backoff) and the items queued after it wait for it: a batch is the due
+  items up to the first one waiting for its retry. Only an item the relay refused outright
+  (:data:`REJECTED_RETRY_S`) lets the ones behind it go first.
 
 So order is not a guarantee. Receivers do not need it: the Double Ratchet keeps the keys of skipped messages
 (up to 1000 per chain, far more than :data:`MAX_IN_FLIGHT`), envelopes are de-duplicated by hash, and chat
@@ -120,6 +120,8 @@ class OutboxPump:
         self._wake = asyncio.Event()
         self._force = False
         self._sent: dict[str, list[asyncio.Future[None]]] = {}
+        self._refused: set[bytes] = set()
+        """Items the relay refused outright: they do not hold up the items queued after them."""
         self.drained = asyncio.Event()
         """Set while the outbox is empty."""
         self.failures: Counter[str] = Counter()
@@ -158,7 +160,7 @@ class OutboxPump:
         while True:
             self._wake.clear()
             everything, self._force = self._force, False
-            items = self.engine.store.outbox() if everything else self.engine.outbox_due()
+            items = self.engine.store.outbox() if everything else self._due_in_order()
             if not items:
                 if not self.engine.store.outbox():
                     self.drained.set()
@@ -171,6 +173,20 @@ class OutboxPump:
             delay = await self._publish_batch(items)
             if delay is not None:
                 await self._sleep(delay)  # the failed item goes first again, after its backoff
+
+    def _due_in_order(self) -> list[OutboxItem]:
+        """The items due, oldest first, up to the first one waiting for its retry: a message whose publish
+        failed is not overtaken by the ones queued after it. An item the relay refused does not hold up the
+        rest (it waits :data:`REJECTED_RETRY_S` and may never be taken)."""
+        now = self.engine.clock()
+        due = []
+        for item in self.engine.store.outbox():
+            if item.next_attempt_ns > now:
+                if item.envelope_hash in self._refused:
+                    continue
+                break
+            due.append(item)
+        return due
 
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
@@ -233,6 +249,8 @@ class OutboxPump:
         except TransportError as exc:
             self.failures[exc.code] += 1
             delay = retry_delay_s(item.attempts) if exc.retryable else REJECTED_RETRY_S
+            if not exc.retryable:
+                self._refused.add(item.envelope_hash)
             log_at = logging.DEBUG if exc.retryable else logging.WARNING
             log.log(log_at, "publish failed (%s, attempt %d); retrying in %.1f s", exc.code, item.attempts + 1, delay)
             self.engine.publish_failed(item, int(delay * 1e9))
