@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from ..crypto.keys import compress
 from .errors import InvalidChatKey
 from .keytext import public_key_bytes, public_key_from_hex_text
@@ -12,8 +14,12 @@ ZQ3_PREFIX = "zQ3sh"
 PROFILE_LINK_PREFIX = "https://status.app/u#"
 
 
+@functools.lru_cache(maxsize=4096)
 def chat_key_text(public_key: bytes) -> str:
-    """The ``zQ3sh...`` chat key (multibase base58btc of ``E7 01`` + compressed key) of a 33/65-byte key."""
+    """The ``zQ3sh...`` chat key (multibase base58btc of ``E7 01`` + compressed key) of a 33/65-byte key.
+
+    Cached: every message shown names two or three keys, and base58 is slow in Python.
+    """
     return multibase_encode("z", SECP256K1_PUB_TAG + compress(public_key_bytes(public_key)))
 
 

@@ -296,7 +296,7 @@ class SessionCore:
                                            device_type=self.account.device_type or "desktop",
                                            name=self.account.device_name or "Sottovoce",
                                            target_installation_id=target)
-        wrapped = app.sign(inner, self.account.identity.private)
+        wrapped = app.sign(inner, self.account.identity.private, self.identity)
         message = self.protocol.encrypt_with_dh(self.identity, wrapped.amm, now_ns, entropy)
         step.outbox.extend(self._envelope(self.identity, message, now_ns, entropy, None))
 
@@ -468,7 +468,7 @@ class SessionCore:
     def _send_chat_message(self, step: Step, peer: bytes, inner: ChatMessage, now_ns: int,
                            entropy: Entropy) -> SentMessage:
         """Datasync ``inner`` to the peer, and the same AMM as a copy to our paired installations (§8.3)."""
-        wrapped = app.sign(inner, self.account.identity.private)
+        wrapped = app.sign(inner, self.account.identity.private, self.identity)
         to_peer = self._send_datasync(step, peer, wrapped.amm, now_ns=now_ns, entropy=entropy,
                                       message_id=wrapped.message_id)
         assert to_peer is not None  # the DH-header path always reaches a peer
@@ -486,7 +486,7 @@ class SessionCore:
         return sent
 
     def _sign(self, inner: ProtoMessage) -> bytes:
-        return app.sign(inner, self.account.identity.private).amm
+        return app.sign(inner, self.account.identity.private, self.identity).amm
 
     def _send_datasync(self, step: Step, recipient: bytes, *bodies: bytes, now_ns: int, entropy: Entropy,
                        message_id: str = "") -> _Transmitted | None:

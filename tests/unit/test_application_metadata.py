@@ -179,3 +179,12 @@ def test_garbage_amm_only_raises_typed_errors(data: bytes) -> None:
     except SottovoceError:
         return
     assert parsed.message_id.startswith("0x") and len(parsed.message_id) == 66
+
+
+def test_wrapping_with_the_known_author_gives_the_recovered_authors_message_id() -> None:
+    from engine.crypto.keys import KeyPair
+    from engine.protocol.application.metadata import wrap
+
+    key = KeyPair.from_private(bytes(range(1, 33)))
+    recovered = wrap(b"\x0a\x02hi", 1, key.private)
+    assert wrap(b"\x0a\x02hi", 1, key.private, key.public) == recovered

@@ -203,6 +203,6 @@ def amm_type_of(message: Message) -> int:
     return AMM_TYPES[name]
 
 
-def sign(message: Message, identity_private: bytes) -> WrappedMessage:
-    """Encode ``message`` and wrap it in an AMM signed by the identity key."""
-    return metadata.wrap(encode(message), amm_type_of(message), identity_private)
+def sign(message: Message, identity_private: bytes, author: bytes | None = None) -> WrappedMessage:
+    """Encode ``message`` and wrap it in an AMM signed by the identity key (``author``: its public key)."""
+    return metadata.wrap(encode(message), amm_type_of(message), identity_private, author)

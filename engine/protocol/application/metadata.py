@@ -50,8 +50,11 @@ class WrappedMessage:
     message_id: str
 
 
-def wrap(payload: bytes, amm_type: int, identity_private: bytes) -> WrappedMessage:
-    """Sign ``payload`` with the identity key and wrap it in an AMM of ``amm_type`` (status-go WrapMessageV1)."""
+def wrap(payload: bytes, amm_type: int, identity_private: bytes, author: bytes | None = None) -> WrappedMessage:
+    """Sign ``payload`` with the identity key and wrap it in an AMM of ``amm_type`` (status-go WrapMessageV1).
+
+    ``author`` is the identity's public key when the caller has it (else it is recovered from the signature).
+    """
     if not payload:
         raise InvalidArgument("status-go never sends an empty AMM payload")
     if not 0 <= amm_type < 2**31:
@@ -59,7 +62,8 @@ def wrap(payload: bytes, amm_type: int, identity_private: bytes) -> WrappedMessa
     signature = sign(keccak256(payload), identity_private)
     amm = ApplicationMetadataMessage(signature=signature, payload=payload, type=amm_type)  # type: ignore[arg-type]
     data = amm.SerializeToString()
-    author = recover(keccak256(payload), signature)
+    if author is None:
+        author = recover(keccak256(payload), signature)
     return WrappedMessage(data, signature, message_id(data, author))
 
 
