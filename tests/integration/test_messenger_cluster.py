@@ -1,7 +1,9 @@
 """Two Messengers on a 3-node relay cluster on 127.0.0.1 with a replicated stream (``?replicas=3`` in the
 transport URL): the stream leader is killed (SIGKILL) mid-conversation and every message still arrives exactly
-once and in its sender's order. Also: the three ``sottovoce relay --routes`` commands of the README form that
-cluster, and a node stopped and started again with the same command rejoins under its name."""
+once (its sender's order is reported: see the strict xfail below). Also: the three ``sottovoce relay --routes``
+commands of the README form that cluster and a node stopped and started again with the same command rejoins
+under its name; ``?replicas=3`` scales up an existing stream; and a single relay killed while it holds messages
+for an offline member and both members have queues loses, repeats and reorders nothing."""
 
 from __future__ import annotations
 
@@ -23,12 +25,15 @@ from engine.transport.nats import NatsSettings, NatsTransport
 from engine.transport.port import ConnectionState, Envelope, Transport
 from engine.transport.relay import LOOPBACK, RelayProcess
 from tests.integration.nats_fixtures import (
+    CUSTODY,
+    PASSPHRASE,
     CliRelay,
     Recorder,
     create_messenger,
     nats_relay,
     relay_ports,
     requires_nats,
+    restart,
     run,
     start_cluster,
     until,
@@ -312,3 +317,58 @@ def test_a_client_asking_for_replicas_scales_up_an_existing_stream(tmp_path: Pat
     finally:
         for node in nodes:
             node.stop()
+
+
+def test_relay_crash_with_messages_in_its_store_and_in_both_outboxes(tmp_path: Path,
+                                                                      nats_relay: RelayProcess) -> None:
+    """Beyond test_messenger's restart: the relay is killed (SIGKILL) while it holds messages for an offline
+    member and both members have messages queued; after it restarts on its store every message arrives once,
+    in order."""
+
+    async def main() -> None:
+        url = nats_relay.url
+        alice = await create_messenger(tmp_path, "alice", url, display_name="alice")
+        bob = await create_messenger(tmp_path, "bob", url, display_name="bobby")
+        alice.add_contact(bob.contact_code(), "bob")
+        bob.add_contact(alice.contact_code(), "alice")
+        a_rec = Recorder(alice)
+        await alice.start()
+        await bob.start()
+        await alice.sync(10)
+        await bob.sync(10)
+        await bob.close()  # Bob goes offline: the relay holds what Alice writes now
+        held = [await alice.send_text("bob", f"held {i}", wait=True, timeout=10) for i in range(5)]
+
+        await asyncio.to_thread(nats_relay.kill)
+        await until(lambda: alice.connection_state != ConnectionState.CONNECTED, 15, "Alice sees the relay gone")
+        queued_a = [await alice.send_text("bob", f"queued a{i}") for i in range(3)]
+        bob = await Messenger.open(tmp_path / "bob", passphrase=PASSPHRASE, custody=CUSTODY, transport_url=url)
+        b_rec = Recorder(bob)
+        await bob.start()
+        queued_b = [await bob.send_text("alice", f"queued b{i}") for i in range(3)]
+        await asyncio.sleep(1.0)  # both outboxes try and back off meanwhile
+        assert {m.state for m in [*queued_a, *queued_b]} == {DeliveryState.QUEUED}
+
+        relay = await asyncio.to_thread(restart, nats_relay)
+        try:
+            want_b = [m.id for m in [*held, *queued_a]]
+            want_a = [m.id for m in queued_b]
+            await until(lambda: len(b_rec.received) >= len(want_b), 30, "everything on Bob")
+            await until(lambda: len(a_rec.received) >= len(want_a), 30, "Bob's queue on Alice")
+            await alice.sync(15)
+            await bob.sync(15)
+            await asyncio.sleep(0.5)  # a late duplicate would show up now
+            assert [m.id for m in b_rec.received] == want_b
+            assert [m.id for m in a_rec.received] == want_a
+            assert [m.id for m in bob.messages("alice", limit=None) if m.direction == Direction.IN] == want_b
+            for m, ids in ((alice, [x.id for x in queued_a]), (bob, want_a)):
+                states = {x.id: x.state for x in m.messages("bob" if m is alice else "alice", limit=None)}
+                assert all(states[i] in SENT_STATES for i in ids)
+            for r in (a_rec, b_rec):
+                await r.close()
+            await alice.close()
+            await bob.close()
+        finally:
+            relay.stop()
+
+    run(main(), timeout=80)
