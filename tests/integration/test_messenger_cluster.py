@@ -1,6 +1,6 @@
 """Two Messengers on a 3-node relay cluster on 127.0.0.1 with a replicated stream (``?replicas=3`` in the
 transport URL): the stream leader is killed (SIGKILL) mid-conversation and every message still arrives exactly
-once (its sender's order is reported: see the strict xfail below). Also: the three ``sottovoce relay --routes``
+once and in its sender's order. Also: the three ``sottovoce relay --routes``
 commands of the README form that cluster and a node stopped and started again with the same command rejoins
 under its name; ``?replicas=3`` scales up an existing stream; and a single relay killed while it holds messages
 for an offline member and both members have queues loses, repeats and reorders nothing."""
@@ -134,16 +134,17 @@ def test_stream_leader_killed_mid_conversation(tmp_path: Path) -> None:
             report[f"lost_to_{who}"] = float(len(set(ids) - set(got)))
             assert max(counts.values()) == 1, f"shown twice: {counts.most_common(3)}"
             assert set(got) == set(ids), "lost"
-            # the order: see test_a_message_whose_publish_failed_is_not_overtaken (outbox bug), reported only
+            # the order (see test_a_message_whose_publish_failed_is_not_overtaken for the bug this once showed)
             index = {x: n for n, x in enumerate(ids)}
             shown = [index[x] for x in got]
             late = [n for k, n in enumerate(shown) if k and n < max(shown[:k])]  # shown after a later message
             report[f"overtaken_on_{who}"] = float(len(late))
             if late:
                 report[f"first_overtaken_on_{who}"] = f"{peer}'s #{late[0]} shown as #{shown.index(late[0])}"
+            assert got == ids, f"not in {peer}'s order: {report.get(f'first_overtaken_on_{who}')}"
             stored = me.messages(peer, limit=None)
             assert len(stored) == len({m.id for m in stored}) == 2 * EACH_WAY
-            assert sorted(m.id for m in stored if m.direction == Direction.IN) == sorted(ids)
+            assert [m.id for m in stored if m.direction == Direction.IN] == ids
             assert all(m.state in SENT_STATES for m in stored if m.direction == Direction.OUT)
             assert all(m.forward_secret for m in stored)
 
@@ -201,11 +202,10 @@ class FailingOnce:
         await self.inner.publish(envelope)
 
 
-@pytest.mark.xfail(strict=True, reason="outbox: a message whose publish failed is overtaken by the next message "
-                                       "queued before its retry time, so the peer shows it out of order")
 def test_a_message_whose_publish_failed_is_not_overtaken(tmp_path: Path, nats_relay: RelayProcess) -> None:
-    """What the leader kill above shows, deterministically on one relay: a publish fails once (as while the
-    cluster elects a stream leader), the user writes again before the retry, the peer sees the second first."""
+    """What the leader kill above showed before the outbox kept its order (53a545c), deterministically on one
+    relay: a publish fails once (as while the cluster elects a stream leader), the user writes again before the
+    retry: the peer must still see the first message first."""
 
     async def main() -> tuple[list[str], list[str]]:
         flaky = FailingOnce(NatsTransport(NatsSettings(servers=(nats_relay.url,))))
