@@ -331,7 +331,10 @@ def cmd_relay(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from exc
     routes = [r.strip() for r in (args.routes or "").split(",") if r.strip()]
     store = args.store or str(default_data_dir() / "relay-store")
-    return run_relay(args.listen, store, routes, args.leaf_remote)
+    try:
+        return run_relay(args.listen, store, routes, args.leaf_remote)
+    except ValueError as exc:  # e.g. a port too high to leave room for the cluster and leaf ports
+        raise CliError(str(exc)) from exc
 
 
 # --- the parser ------------------------------------------------------------------------------------------
