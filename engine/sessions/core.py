@@ -14,7 +14,7 @@ the protocol state's own changes are in ``state.dirty``.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from google.protobuf.message import Message as ProtoMessage
@@ -569,14 +569,14 @@ class SessionCore:
         self._refresh_next_due()
         return step
 
-    def _clock_records(self, step: Step, chat: bytes, clock: int) -> None:
+    def _set_clock(self, step: Step, chat: bytes, clock: int) -> None:
         if clock > self.chat_clocks.get(chat, 0):
             self.chat_clocks[chat] = clock
             step.records.append((CHAT_CLOCKS, chat, clock.to_bytes(8, "big")))
 
     def _next_clock(self, step: Step, chat: bytes, now_ns: int) -> int:
         clock = app.next_clock(self.chat_clocks.get(chat, 0), now_ns // NS_PER_MS)
-        self._clock_records(step, chat, clock)
+        self._set_clock(step, chat, clock)
         return clock
 
     # --- envelopes --------------------------------------------------------------------------------------
@@ -588,28 +588,29 @@ class SessionCore:
         if installations and self.state.agreed(recipient, installations):
             topic = self._topic(negotiated_topic(self.state.negotiated_secret(recipient)))
             return self._seal(topic, message, now_ns, entropy, message_id)
-        partitioned = partitioned_topic(recipient)
-        items = []
-        for data in _segments(message):
-            payload = waku.seal_asymmetric(
-                data, self.account.identity.private, recipient,
-                padding=_padding(data, entropy), ephemeral=entropy.new_key(KeyPurpose.ECIES_EPHEMERAL),
-                iv=entropy.random_bytes(waku.ECIES_IV_LEN, BytesPurpose.ECIES_IV))
-            items.append(_outbox_item(waku.build_message(payload, partitioned.content_topic, now_ns),
-                                      partitioned.topic, None, now_ns))
-        return _last_names(items, message_id)
+        return self._sealed(partitioned_topic(recipient), message, now_ns, message_id,
+                            lambda data: waku.seal_asymmetric(
+                                data, self.account.identity.private, recipient, padding=_padding(data, entropy),
+                                ephemeral=entropy.new_key(KeyPurpose.ECIES_EPHEMERAL),
+                                iv=entropy.random_bytes(waku.ECIES_IV_LEN, BytesPurpose.ECIES_IV)))
 
     def _seal(self, topic: Topic, message: pb.ProtocolMessage, now_ns: int, entropy: Entropy,
               message_id: str | None) -> list[OutboxItem]:
-        assert topic.sym_key is not None
-        items = []
-        for data in _segments(message):
-            payload = waku.seal_symmetric(data, self.account.identity.private, topic.sym_key,
-                                          padding=_padding(data, entropy),
-                                          nonce=entropy.random_bytes(12, BytesPurpose.GCM_NONCE))
-            items.append(_outbox_item(waku.build_message(payload, topic.content_topic, now_ns), topic.topic, None,
-                                      now_ns))
-        return _last_names(items, message_id)
+        key = topic.sym_key
+        assert key is not None
+        return self._sealed(topic, message, now_ns, message_id, lambda data: waku.seal_symmetric(
+            data, self.account.identity.private, key, padding=_padding(data, entropy),
+            nonce=entropy.random_bytes(12, BytesPurpose.GCM_NONCE)))
+
+    @staticmethod
+    def _sealed(topic: Topic, message: pb.ProtocolMessage, now_ns: int, message_id: str | None,
+                seal: Callable[[bytes], bytes]) -> list[OutboxItem]:
+        """Outbox items for ``message`` on ``topic``: one per segment (app §4.3), each sealed on its own; only
+        the last names the message, so it is shown as sent once every segment is."""
+        items = [_outbox_item(waku.build_message(seal(data), topic.content_topic, now_ns), topic.topic, None, now_ns)
+                 for data in segment_message(message.SerializeToString(deterministic=True))]
+        items[-1] = dataclasses.replace(items[-1], message_id=message_id)
+        return items
 
     # --- receiving --------------------------------------------------------------------------------------
 
@@ -778,10 +779,13 @@ class SessionCore:
     def _they_request(self, step: Step, sender: bytes, current: Peer, clock: int, request_id: str,
                       text: str) -> None:
         updated, new = current.requested(clock, request_id, text)
-        self._update_peer(step, sender, updated)
-        if new and not updated.added:
-            step.events.append(ContactRequestReceived(sender, updated.request_id, updated.request_text,
-                                                      updated.display_name))
+        self._update_requester(step, sender, updated, new)
+
+    def _update_requester(self, step: Step, sender: bytes, peer: Peer, new_request: bool) -> None:
+        """Store the peer's state; a new request from someone we have not added is one to answer."""
+        self._update_peer(step, sender, peer)
+        if new_request and not peer.added:
+            step.events.append(ContactRequestReceived(sender, peer.request_id, peer.request_text, peer.display_name))
 
     def _chat_message(self, step: Step, message_id: str, inner: ChatMessage, sender: bytes, installation: str,
                       forward_secret: bool, now_ns: int, entropy: Entropy) -> None:
@@ -798,7 +802,7 @@ class SessionCore:
                 raise MisdirectedMessage()
             chat, direction = sender, Direction.IN
             self._peer_state_in_message(step, message_id, inner, sender, now_ns, entropy)
-        self._clock_records(step, chat, inner.clock)
+        self._set_clock(step, chat, inner.clock)
         stored = StoredMessage(message_id, chat, sender, installation, direction, inner.text, inner.clock,
                                inner.timestamp, now_ns, forward_secret, DeliveryState.RECEIVED)
         step.messages.append(stored)
@@ -816,10 +820,7 @@ class SessionCore:
         if inner.content_type == ChatMessage.ContentType.CONTACT_REQUEST and not (current.mutual or current.dismissed):
             current, new = current.requested(inner.clock, message_id, inner.text)
             new_request = new_request or new
-        self._update_peer(step, sender, current)
-        if new_request and not current.added:
-            step.events.append(ContactRequestReceived(sender, current.request_id, current.request_text,
-                                                      current.display_name))
+        self._update_requester(step, sender, current, new_request)
         if send_back:
             self._send_contact_update(step, sender, now_ns, entropy)
 
@@ -834,10 +835,7 @@ class SessionCore:
                 current, new = current.requested(inner.contact_request_clock, made_up_id)
                 new_request = new_request or new
             current = current.updated_at(inner.clock)
-        self._update_peer(step, sender, current)
-        if new_request and not current.added:
-            step.events.append(ContactRequestReceived(sender, current.request_id, current.request_text,
-                                                      current.display_name))
+        self._update_requester(step, sender, current, new_request)
 
     def _synced_contact(self, step: Step, inner: SyncInstallationContactV2) -> None:
         """An own installation's record of a contact (§8.4): its state, block, profile and the user's nickname."""
@@ -859,8 +857,7 @@ class SessionCore:
     def _synced_decision(self, step: Step, inner: SyncContactRequestDecision) -> None:
         found = next((identity for identity, peer in self.peers.items() if peer.request_id == inner.requestId), None)
         if found is None and inner.contactId:
-            with_id = [i for i in self.peers if app.key_id(i) == inner.contactId]
-            found = with_id[0] if with_id else None
+            found = next((i for i in self.peers if app.key_id(i) == inner.contactId), None)
         if found is None:
             return
         current = self.peer(found)
@@ -876,19 +873,6 @@ class SessionCore:
         if inner.target_installation_id == self.installation_id and not known.enabled:
             self.state.set_installation_enabled(self.identity, installation, True)
             step.events.append(InstallationPaired(installation, inner.name))
-
-
-def _segments(message: pb.ProtocolMessage) -> list[bytes]:
-    """The Waku payloads of a ProtocolMessage: itself, or its segments above 786,432 bytes (app §4.3)."""
-    return segment_message(message.SerializeToString(deterministic=True))
-
-
-def _last_names(items: list[OutboxItem], message_id: str | None) -> list[OutboxItem]:
-    """Only the last segment names the message, so it is shown as sent once every segment is."""
-    if message_id is not None and items:
-        last = items[-1]
-        items[-1] = dataclasses.replace(last, message_id=message_id)
-    return items
 
 
 def _padding(data: bytes, entropy: Entropy) -> bytes:
