@@ -127,6 +127,15 @@ def find_by_name(contacts: Iterable[Contact], name: str) -> Contact | None:
     return next((c for c in contacts if c.name.casefold() == wanted), None)
 
 
+def unique_name(contacts: Iterable[Contact], name: str, identity: bytes | None = None) -> str:
+    """``name``, or ``name (2)``, ``name (3)``... if another contact than ``identity`` is called that."""
+    known = list(contacts)
+    candidate, n = name, 2
+    while (other := find_by_name(known, candidate)) is not None and other.identity != identity:
+        candidate, n = f"{name} ({n})", n + 1
+    return candidate
+
+
 def delete_contact(writer: StoreWriter, identity: bytes) -> None:
     writer.delete_record(CONTACTS, identity)
 

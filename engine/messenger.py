@@ -53,6 +53,7 @@ from .contacts import (
     load_contact,
     load_contacts,
     save_contact,
+    unique_name,
 )
 from .crypto.keys import compress
 from .entropy import SystemEntropy
@@ -510,7 +511,7 @@ class Messenger:
     def remove_contact(self, which: str | bytes | Contact) -> None:
         """Remove a contact: it leaves my address book and is told I retracted my request."""
         self._check_open()
-        identity = which.identity if isinstance(which, Contact) else self._identity_of(which)
+        identity = self._recipient(which)
         self._publish_engine_events(self._engine.remove_contact(identity))
         with self._store.transaction() as writer:
             delete_contact(writer, identity)
@@ -520,8 +521,7 @@ class Messenger:
     def block_contact(self, which: str | bytes | Contact, blocked: bool = True) -> None:
         """Block (or unblock) an account: its messages are dropped unread and nothing is sent to it."""
         self._check_open()
-        identity = which.identity if isinstance(which, Contact) else self._identity_of(which)
-        self._publish_engine_events(self._engine.set_blocked(identity, blocked))
+        self._publish_engine_events(self._engine.set_blocked(self._recipient(which), blocked))
         self._changed()
 
     def _requester(self, which: str | bytes) -> bytes:
@@ -531,11 +531,6 @@ class Messenger:
             named = [r for r in self.contact_requests() if r.display_name.casefold() == wanted]
             if len(named) == 1 and find_by_name(self._contacts.values(), which) is None:
                 return compress(parse_chat_key(named[0].chat_key))
-        return self._identity_of(which)
-
-    def _identity_of(self, which: str | bytes) -> bytes:
-        if isinstance(which, bytes):
-            return which
         return self._recipient(which)
 
     def _free_name(self, wanted: str) -> str:
@@ -544,10 +539,7 @@ class Messenger:
             base = check_name(wanted)
         except SottovoceError:
             base = "Contact"
-        name, n = base, 2
-        while find_by_name(self._contacts.values(), name) is not None:
-            name, n = f"{base} ({n})", n + 1
-        return name
+        return unique_name(self._contacts.values(), base)
 
     # --- messages ---------------------------------------------------------------------------------------
 

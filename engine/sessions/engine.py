@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 
-from ..contacts import Contact, ContactError, check_name, find_by_name, load_contact, load_contacts, save_contact
+from ..contacts import Contact, ContactError, check_name, load_contact, load_contacts, save_contact, unique_name
 from ..crypto.hashing import sha256
 from ..errors import SottovoceError
 from ..protocol.bundle import Bundle
@@ -257,9 +257,7 @@ def _save_synced_contact(writer: StoreWriter, synced: ContactSynced) -> None:
         nickname = check_name(synced.nickname)
     except ContactError:
         return  # an unusable nickname from another device: keep what this device has
-    name, suffix = nickname, 2
-    while (other := find_by_name(load_contacts(writer), name)) is not None and other.identity != synced.identity:
-        name, suffix = f"{nickname} ({suffix})", suffix + 1
+    name = unique_name(load_contacts(writer), nickname, synced.identity)
     contact = Contact(synced.identity, name, synced.display_name or (existing.display_name if existing else ""),
                       synced.verified or (existing.verified if existing else False),
                       existing.added_ns if existing else 0)
