@@ -255,7 +255,8 @@ class Messenger:
         self._connection = ConnectionSupervisor(transport, self._connection_changed, embedded=embedded)
         wait = self._connection.wait_connected
         self._pump = OutboxPump(self._engine, transport, self._publish_engine_events, wait)
-        self._inbox = Inbox(self._engine, transport, self._publish_engine_events, wait, self._sync_progress)
+        self._inbox = Inbox(self._engine, transport, self._publish_engine_events, wait, self._sync_progress,
+                            published=self._pump.published)
         self._advertise_if_due()
         self._engine.expire()
         self._pump.wake()

@@ -15,7 +15,7 @@ topics (a first message from a new contact), the new topics are read from the ac
 live subscription is replaced by one over every topic, from the same sequence.
 
 Our own envelopes come back to us (we follow the topics we publish on). Those the outbox pump published lately
-(:class:`~engine.runtime.outbox.RecentlyPublished`, exact bytes) are skipped without a store transaction: the
+(:attr:`~engine.runtime.outbox.OutboxPump.published`, exact bytes) are skipped without a store transaction: the
 engine would find nothing for this installation in them. Their relay time is written to the cursor only every
 :data:`ECHO_CURSOR_EVERY` echoes in a row, so a restart may read a few of them again (the engine then processes
 them as any envelope, to the same effect: nothing).
@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Container
 
 from ..errors import SottovoceError
 from ..protocol.topics import topic_of_content_topic
@@ -34,7 +34,6 @@ from ..sessions.engine import SessionEngine
 from ..sessions.events import Event
 from ..transport.errors import TransportClosed, TransportError
 from ..transport.port import History, ReceivedEnvelope, Subscription, Transport
-from .outbox import recently_published
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +52,9 @@ class Inbox:
 
     def __init__(self, engine: SessionEngine, transport: Transport, emit: Callable[[list[Event]], None],
                  wait_connected: Callable[[], Awaitable[None]],
-                 progress: Callable[[int, bool], None] | None = None) -> None:
+                 progress: Callable[[int, bool], None] | None = None, *,
+                 published: Container[bytes] = frozenset()) -> None:
+        """``published``: envelopes our own pump published lately (:attr:`OutboxPump.published`)."""
         self.engine = engine
         self.transport = transport
         self._emit = emit
@@ -66,7 +67,7 @@ class Inbox:
         self.echoes = 0
         """Own envelopes skipped (see the module docstring)."""
         self._echoes_in_a_row = 0
-        self._published = recently_published(engine)
+        self._published = published
         self._position: int | None = None
         self._followed: frozenset[bytes] = frozenset()
         self._live: Subscription | None = None

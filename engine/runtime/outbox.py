@@ -36,7 +36,6 @@ import contextlib
 import hashlib
 import logging
 import random
-import weakref
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 
@@ -66,7 +65,7 @@ class RecentlyPublished:
     open it, find nothing for this installation and commit that (a whole store transaction per message sent);
     the exact same bytes cannot hold anything for us, so the inbox skips them (see :mod:`engine.runtime.inbox`).
     Bounded: only the last :attr:`size` are remembered (an older echo, or one read again after a restart, just
-    goes through the engine as before). Shared through :func:`recently_published`, keyed by the engine.
+    goes through the engine as before). The pump keeps one (:attr:`OutboxPump.published`) for its inbox.
     """
 
     def __init__(self, size: int = 4096) -> None:
@@ -89,17 +88,6 @@ class RecentlyPublished:
 
     def __contains__(self, payload: object) -> bool:
         return isinstance(payload, bytes) and self._digest(payload) in self._digests
-
-
-_PUBLISHED: weakref.WeakKeyDictionary[SessionEngine, RecentlyPublished] = weakref.WeakKeyDictionary()
-
-
-def recently_published(engine: SessionEngine) -> RecentlyPublished:
-    """What the pump of ``engine`` published lately (one per engine, shared by its pump and its inbox)."""
-    found = _PUBLISHED.get(engine)
-    if found is None:
-        found = _PUBLISHED[engine] = RecentlyPublished()
-    return found
 
 
 def retry_delay_s(attempts: int, rng: random.Random | None = None) -> float:
@@ -128,7 +116,8 @@ class OutboxPump:
         """Failed publishes (and failed syncs of the store before a batch), by error code."""
         self.batches = 0
         """Batches published (each after one ``make_durable`` of the store)."""
-        self._published = recently_published(engine)
+        self.published = RecentlyPublished()
+        """What this pump published lately: the inbox skips their echoes."""
 
     def wake(self, *, everything: bool = False) -> None:
         """Look at the outbox now; ``everything`` also sends items whose retry time has not come yet."""
@@ -241,7 +230,7 @@ class OutboxPump:
     async def _publish(self, item: OutboxItem) -> float | None:
         """Publish one item; None when acknowledged, else the seconds until its next try."""
         envelope = Envelope(item.topic, content_topic_of(item.topic), item.waku_message, item.envelope_hash.hex())
-        self._published.add(item.waku_message)  # before: the echo may come back before the acknowledgement
+        self.published.add(item.waku_message)  # before: the echo may come back before the acknowledgement
         try:
             await self.transport.publish(envelope)
         except TransportClosed:
