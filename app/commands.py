@@ -1,4 +1,4 @@
-"""The messaging verbs of ``sottovoce``: init, whoami, code, contacts, send, listen, sync, devices, relay.
+"""The messaging verbs of ``sottovoce``: init, whoami, code, contacts, send, listen, history, sync, devices, relay.
 
 Every verb opens the profile (``--profile``), and those that talk to the network start the Messenger on
 ``--transport`` (else the configured relay, else the embedded one). Typed errors become one line on stderr
@@ -251,7 +251,15 @@ def _message_line(message: ChatMessage) -> str:
     return f"[{when}] me -> {message.chat_key}: {text}"
 
 
+def _message_text(message: ChatMessage, as_json: bool) -> str:
+    """One message as one line: ``listen`` and ``history`` print through this, so their formats agree."""
+    return json.dumps(_message_json(message), ensure_ascii=False) if as_json else _message_line(message)
+
+
 async def _listen(m: Messenger, args: argparse.Namespace) -> int:
+    """Print each message as it is committed, at most once: the Messenger reports a message only after the
+    commit that also marks its envelope seen, so a later ``listen`` never reports it again. A message
+    committed but not yet printed when ``listen`` dies (or committed by another verb) is in ``history``."""
     printed = 0
     loop = asyncio.get_running_loop()
     deadline = None if args.timeout is None else loop.time() + args.timeout
@@ -267,9 +275,18 @@ async def _listen(m: Messenger, args: argparse.Namespace) -> int:
                 break
             if isinstance(event, MessageReceived):
                 message = event.message
-                _out(json.dumps(_message_json(message), ensure_ascii=False) if args.json else _message_line(message))
+                _out(_message_text(message, args.json))
                 printed += 1
     return 0 if args.count is None or printed >= args.count else 1
+
+
+async def _history(m: Messenger, args: argparse.Namespace) -> int:
+    """The stored conversation, oldest first, in :func:`_listen`'s formats; reads the store only."""
+    if args.limit is not None and args.limit < 1:
+        raise CliError("--limit must be at least 1")
+    for message in m.messages(args.contact, limit=args.limit):
+        _out(_message_text(message, args.json))
+    return 0
 
 
 async def _sync(m: Messenger, args: argparse.Namespace) -> int:
@@ -407,6 +424,13 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser],
     p.add_argument("--count", type=int, metavar="N", help="stop after N messages (exit 1 if fewer came)")
     p.add_argument("--timeout", type=float, metavar="S", help="stop after S seconds")
     p.set_defaults(handler=_with_messenger(_listen))
+
+    p = commands.add_parser("history", parents=[common],
+                            help="print the stored conversation with a contact, oldest first (no network)")
+    p.add_argument("contact", metavar="NAME|CHATKEY")
+    p.add_argument("--json", action="store_true", help="one JSON object per line, as listen --json")
+    p.add_argument("--limit", type=int, metavar="N", help="only the newest N messages")
+    p.set_defaults(handler=_with_messenger(_history))
 
     p = commands.add_parser("sync", parents=[common], help="process everything pending, publish the outbox, exit")
     p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, metavar="S")
