@@ -149,6 +149,8 @@ ADVERTISE_EVERY_NS = 24 * 3600 * 10**9
 """The contact-code broadcast (our bundle, for those who know only our chat key) is renewed daily."""
 DEVICE_NAMES = "device_names"
 """Record kind: installation id -> UTF-8 device name, as read from its pairing code."""
+READ_MARKERS = "read_markers"
+"""Record kind: chat identity -> ASCII ``received_ns`` of the newest message the user has seen in that chat."""
 
 
 def default_data_dir() -> Path:
@@ -590,6 +592,32 @@ class Messenger:
         """A conversation, oldest first (its newest ``limit`` messages)."""
         self._check_open()
         return [self._view(m) for m in self._store.messages(self._recipient(which), limit=limit)]
+
+    def mark_read(self, which: Contact | str | bytes) -> None:
+        """Mark every message of a conversation committed so far as read (kept in the store across restarts)."""
+        self._check_open()
+        chat = self._recipient(which)
+        newest = self._store.messages(chat, limit=1)
+        if newest and newest[0].received_ns > self._read_marker(chat):
+            with self._store.transaction() as writer:
+                writer.put_record(READ_MARKERS, chat, str(newest[0].received_ns).encode("ascii"))
+
+    def unread_count(self, which: Contact | str | bytes) -> int:
+        """Incoming messages of a conversation committed after its read marker (see :meth:`mark_read`)."""
+        self._check_open()
+        chat = self._recipient(which)
+        marker = self._read_marker(chat)
+        return sum(1 for m in self._store.messages(chat) if m.direction == Direction.IN and m.received_ns > marker)
+
+    def unread_counts(self) -> dict[str, int]:
+        """Chat key -> unread count, for every contact with unread messages."""
+        self._check_open()
+        counts = {chat_key_text(identity): self.unread_count(identity) for identity in self._contacts}
+        return {key: n for key, n in counts.items() if n}
+
+    def _read_marker(self, chat: bytes) -> int:
+        raw = self._store.record(READ_MARKERS, chat)
+        return int(raw) if raw is not None and raw.isdigit() else 0
 
     def _view(self, message: StoredMessage) -> ChatMessage:
         me = self._engine.identity
