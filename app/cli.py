@@ -50,6 +50,12 @@ def _simulate(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _gui(args: argparse.Namespace) -> int:
+    from app.gui import run_gui
+
+    return run_gui(args)
+
+
 def _global_options(parser: argparse.ArgumentParser, default: object) -> None:
     parser.add_argument("--profile", metavar="DIR", default=default,
                         help="profile folder (default: $SOTTOVOCE_PROFILE, config, else <user data>/default)")
@@ -83,6 +89,11 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--messages", type=int, default=DEFAULT_MESSAGES, metavar="K", help="messages per seed")
     simulate.add_argument("-v", "--verbose", action="store_true", help="print the figures of every seed")
     simulate.set_defaults(handler=_simulate)
+
+    gui = commands.add_parser("gui", parents=[common], help="the desktop app")
+    gui.add_argument("--smoke", action="store_true",
+                     help="print window_ms=N once the first window is painted (from process start), then exit")
+    gui.set_defaults(handler=_gui)
 
     from app.bench_cli import add_bench_parser
 
