@@ -290,6 +290,7 @@ def run_gui(args: argparse.Namespace) -> int:
     app.setDesktopFileName("io.github.sottovoce.Sottovoce")
     app.setWindowIcon(theme.app_icon())
     theme.apply(app)
+    app.setQuitOnLastWindowClosed(False)  # _run ends on lastWindowClosed after closing the Messenger
     controller = AppController(config.profile_dir(args.profile), config.transport_url(args.transport))
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)

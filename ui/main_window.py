@@ -271,7 +271,8 @@ class MainWindow(QMainWindow):
             m = last[-1] if last else None
             rows.append(ChatRow(contact.chat_key, contact.name, _ring(contact), contact.verified,
                                 m.text if m else "", m.timestamp_ms if m else contact.added_ns // 10**6,
-                                bool(m and m.direction != Direction.IN), unread.get(contact.chat_key, 0)))
+                                bool(m and m.direction != Direction.IN), unread.get(contact.chat_key, 0),
+                                m.id if m else ""))
         self.chats.set_rows(rows)
         self._reselect()
         self._update_requests()

@@ -72,7 +72,7 @@ def qimage_bytes(image: QImage) -> bytes:
     data = QByteArray()
     buffer = QBuffer(data)
     buffer.open(QIODevice.OpenModeFlag.WriteOnly)
-    grey.save(buffer, b"BMP")
+    grey.save(buffer, "BMP")  # type: ignore[call-overload]
     buffer.close()
     return bytes(data.data())
 

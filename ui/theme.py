@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cache
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QByteArray, Qt
 from PySide6.QtGui import QGuiApplication, QIcon, QImage, QPixmap
 
 
@@ -112,7 +112,7 @@ def icon(name: str, color: str | None = None) -> QIcon:
         data = icon_svg(name, color or palette().text)
     except Exception:  # a missing or unknown icon: draw nothing rather than fail
         return QIcon()
-    image = QImage.fromData(data, b"SVG")
+    image = QImage.fromData(QByteArray(data), "SVG")  # type: ignore[arg-type]
     if image.isNull():
         return QIcon()
     return QIcon(QPixmap.fromImage(image))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TypeVar
 
-from PySide6.QtCore import QRectF, QSize, Qt
+from PySide6.QtCore import QByteArray, QRectF, QSize, Qt
 from PySide6.QtGui import QColor, QFont, QPainter, QPen, QPixmap
 from PySide6.QtWidgets import QLabel, QSizePolicy, QWidget
 
@@ -98,7 +98,7 @@ class QrView(QLabel):
     def set_png(self, png: bytes) -> None:
         self.png = png
         pixmap = QPixmap()
-        pixmap.loadFromData(png, b"PNG")
+        pixmap.loadFromData(QByteArray(png), "PNG")  # type: ignore[call-overload]
         ratio = self.devicePixelRatioF()
         scaled = pixmap.scaled(int(self._size * ratio), int(self._size * ratio), Qt.AspectRatioMode.KeepAspectRatio,
                                Qt.TransformationMode.FastTransformation)
