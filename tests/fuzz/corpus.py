@@ -1,0 +1,216 @@
+"""Seed corpora for the fuzz targets, built at run time from the status-go vectors and the live fixtures.
+
+Nothing here is committed as files: :func:`write_corpus` writes one target's seeds into a (temporary) folder
+that libFuzzer then grows. Seeds are genuine bytes, so the fuzzer starts past every parser's front door.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable, Iterator
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from engine.codes import encode_contact_code, encode_pairing_code, qr_png
+from engine.protocol import waku
+from engine.protocol.bundle import Bundle
+from proto import encryption_pb2 as pb
+
+from .fixtures import STORE_KINDS, live_engines, live_pair
+
+VECTORS = Path(os.environ.get("SOTTOVOCE_VECTORS", Path(__file__).resolve().parents[3] / "shared" / "vectors"))
+"""The status-go vectors (``/work/shared/vectors``; override with ``SOTTOVOCE_VECTORS``)."""
+
+
+@cache
+def _cases(name: str) -> tuple[dict[str, Any], ...]:
+    path = VECTORS / "status-go" / f"{name}.json"
+    return tuple(json.loads(path.read_text())["cases"]) if path.exists() else ()
+
+
+def _of(name: str, kind: str) -> Iterator[dict[str, Any]]:
+    return (case for case in _cases(name) if case["type"] == kind)
+
+
+def _app(kind: str) -> Iterator[dict[str, Any]]:
+    return _of("status-go-app-vectors", kind)
+
+
+def _enc(kind: str) -> Iterator[dict[str, Any]]:
+    return _of("status-go-vectors", kind)
+
+
+def _h(value: str) -> bytes:
+    return bytes.fromhex(value)
+
+
+# --- per target ------------------------------------------------------------------------------------------
+
+
+def waku_key(kind: str) -> bytes:
+    """The key of the first vector of ``kind`` (symmetric key, or recipient private key): the raw-payload
+    targets open with it, so the vector payloads of that key decrypt for real."""
+    field = "sym_key" if kind == "symmetric" else "recipient_priv"
+    for case in _app("waku_payload"):
+        if case["kind"] == kind:
+            return _h(case[field])
+    return bytes(range(1, 33))
+
+
+def _waku_payloads(kind: str) -> Iterator[bytes]:
+    for case in _app("waku_payload"):
+        if case["kind"] == kind:
+            yield _h(case["payload"])
+
+
+def _waku_message() -> Iterator[bytes]:
+    for case in _app("waku_message"):
+        yield _h(case["waku_message"])
+    yield from live_engines().envelopes
+    yield from live_engines().history
+
+
+def _waku_plaintext() -> Iterator[bytes]:
+    for case in _app("waku_payload"):
+        if "plaintext" in case:
+            yield b"\x00" + _h(case["plaintext"])
+            yield b"\x01" + _h(case["plaintext"])
+
+
+def _protocol_messages() -> Iterator[bytes]:
+    pair = live_pair()
+    yield from pair.messages
+    yield from pair.read
+    for kind in ("conversation", "decrypt_reject", "dh_header"):
+        for case in _enc(kind):
+            for event in case["events"]:
+                for field in ("protocol_message", "raw", "data"):
+                    if isinstance(event.get(field), str):
+                        yield _h(event[field])
+
+
+def _bundles() -> Iterator[bytes]:
+    yield live_pair().alice_bundle
+    for kind in ("bundle_verify", "bundle_sign"):
+        for case in _enc(kind):
+            yield _h(case["bundle"])
+
+
+def _amms() -> Iterator[bytes]:
+    for kind in ("app_message_wrap", "app_message_parse"):
+        for case in _app(kind):
+            yield _h(case["amm"])
+
+
+def _datasync() -> Iterator[bytes]:
+    for case in _app("datasync_wrap"):
+        yield _h(case["payload"])
+    for case in _app("datasync_parse"):
+        yield _h(case["plaintext"])
+
+
+def _segments() -> Iterator[bytes]:
+    def framed(chunks: list[bytes]) -> bytes:
+        return b"".join(len(c).to_bytes(2, "big") + c for c in chunks if len(c) < 0x8000)
+
+    for case in _app("segment"):
+        serialized = [_h(s["serialized"]) for s in case["segments"] if "serialized" in s]
+        if serialized:
+            yield framed(serialized)
+        for scenario in case.get("reassembly", []):
+            chunks = []
+            for delivery in scenario["deliveries"]:
+                if "raw" in delivery:
+                    chunks.append(_h(delivery["raw"]))
+                elif isinstance(delivery.get("segment"), int) and delivery["segment"] < len(serialized):
+                    chunks.append(serialized[delivery["segment"]])
+            if chunks:
+                yield framed(chunks)
+
+
+def _code_texts() -> Iterator[str]:
+    pair = live_pair()
+    bundle = Bundle.parse(pair.alice_bundle)
+    yield encode_contact_code(pair.alice_bundle, "Alice Fuzz")
+    yield encode_contact_code(pair.alice_bundle)
+    for installation_id in bundle.signed_prekeys:
+        yield encode_pairing_code(pair.alice_bundle, installation_id, "fuzz laptop", "desktop")
+    for case in _of("identity-vectors", "chatkey_zq3"):
+        if isinstance(case.get("expected"), str):
+            yield case["expected"]
+    for case in _enc("topics"):
+        yield "0x" + case["public_key"] if not case["public_key"].startswith("0x") else case["public_key"]
+
+
+def _codes() -> Iterator[bytes]:
+    for text in _code_texts():
+        yield text.encode()
+
+
+def _qr_images() -> Iterator[bytes]:
+    texts = list(_code_texts())
+    yield qr_png(texts[0], scale=1, border=1)
+    yield qr_png(texts[-1], scale=2, border=2)
+
+
+def _store_records() -> Iterator[bytes]:
+    tables = live_engines().bob_tables
+    for index, kind in enumerate(STORE_KINDS):
+        if kind.startswith("meta:"):
+            value = tables.meta.get(kind[5:])
+            if value is not None:
+                yield bytes([index, 0]) + value
+            continue
+        for key, value in tables.records.get(kind, {}).items():
+            if len(key) < 256:
+                yield bytes([index, len(key)]) + key + value
+
+
+def _receive_inputs() -> Iterator[bytes]:
+    live = live_engines()
+    for envelope in (*live.envelopes, *live.history):
+        yield b"\x00" + envelope
+        message = waku.WakuMessage.from_bytes(envelope)
+        if message.content_topic == live.topic and isinstance(live.key, waku.SymmetricKey):
+            yield b"\x01" + waku.receive(message.payload, live.key).data
+    for data in (*_amms(), *_datasync()):
+        yield b"\x02" + data
+    yield b"\x01" + pb.ProtocolMessage(public_message=b"hello").SerializeToString()
+
+
+SEEDS: dict[str, Callable[[], Iterator[bytes]]] = {
+    "waku_message": _waku_message,
+    "waku_symmetric": lambda: _waku_payloads("symmetric"),
+    "waku_asymmetric": lambda: _waku_payloads("asymmetric"),
+    "waku_plaintext": _waku_plaintext,
+    "protocol_message": _protocol_messages,
+    "bundle": _bundles,
+    "ratchet": _protocol_messages,
+    "amm": _amms,
+    "datasync": _datasync,
+    "segments": _segments,
+    "codes": _codes,
+    "qr_image": _qr_images,
+    "store_state": _store_records,
+    "receive_path": _receive_inputs,
+}
+
+
+def seeds(target: str) -> list[bytes]:
+    """The distinct seeds of ``target``, in a stable order."""
+    out: dict[bytes, None] = {}
+    for data in SEEDS[target]():
+        out.setdefault(bytes(data), None)
+    return list(out)
+
+
+def write_corpus(target: str, folder: Path) -> int:
+    """Write ``target``'s seeds into ``folder`` (one file each, named by content hash); returns how many."""
+    folder.mkdir(parents=True, exist_ok=True)
+    found = seeds(target)
+    for data in found:
+        (folder / hashlib.sha1(data).hexdigest()).write_bytes(data)
+    return len(found)
