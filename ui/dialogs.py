@@ -271,7 +271,9 @@ class VerifyDialog(QDialog):
         self.messenger = messenger
         self.contact = contact
         self.setWindowTitle(f"Verify {contact.name}")
+        self.setMinimumSize(620, 720)
         layout = QVBoxLayout(self)
+        layout.setContentsMargins(28, 24, 28, 20)
         layout.setSpacing(12)
         title = QLabel(f"Verify {contact.name}")
         title.setObjectName("Title")
@@ -289,10 +291,13 @@ class VerifyDialog(QDialog):
             avatar = Avatar(72)
             avatar.set_identity(name, ring, key)
             qr = QrView(200)
-            qr.set_png(qr_png(code, scale=4))
+            qr.set_png(qr_png(code, scale=4), code)
+            emoji = emoji_label(emojis)
+            emoji.setFixedWidth(250)
+            emoji.setAlignment(Qt.AlignmentFlag.AlignCenter)
             key_label = muted(f"{key[:16]}…{key[-8:]}")
             key_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-            for row, widget in enumerate((head, avatar, emoji_label(emojis), qr, key_label)):
+            for row, widget in enumerate((head, avatar, emoji, qr, key_label)):
                 grid.addWidget(widget, row, col, Qt.AlignmentFlag.AlignHCenter)
         layout.addLayout(grid)
         self.state = QLabel()

@@ -158,10 +158,13 @@ class MainWindow(QMainWindow):
         sl = QVBoxLayout(sidebar)
         sl.setContentsMargins(10, 12, 10, 8)
         top = QHBoxLayout()
+        top.setSpacing(2)
         self.me_avatar = Avatar(36)
         self.me_avatar.set_identity(me.display_name or me.alias, me.color_hash, me.chat_key)
-        title = named(QLabel(me.display_name or me.alias), "SidebarHeader")
+        self.me_avatar.setToolTip(f"{me.display_name or me.alias} · {me.chat_key}")
+        title = named(QLabel("Chats"), "SidebarHeader")
         top.addWidget(self.me_avatar)
+        top.addSpacing(8)
         top.addWidget(title, 1)
         self.nav: dict[str, QToolButton] = {}
         for key, icon_name, tip in (("new", "add-contact", "New chat (Ctrl+N)"), ("me", "qr", "My QR code"),

@@ -10,7 +10,8 @@ from __future__ import annotations
 import random
 from collections.abc import Awaitable, Callable
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtGui import QIcon, QPixmap
 from PySide6.QtWidgets import (
     QButtonGroup,
     QGridLayout,
@@ -105,11 +106,19 @@ class OnboardingWindow(QWidget):
         welcome = QWidget()
         wl = QVBoxLayout(welcome)
         wl.addStretch(1)
+        logo = QLabel()
+        logo.setPixmap(_logo(96, self.devicePixelRatioF()))
+        wl.addWidget(logo, 0, Qt.AlignmentFlag.AlignHCenter)
         heading = QLabel("Sottovoce")
         heading.setStyleSheet("font-size: 30pt; font-weight: 700;")
+        heading.setMinimumHeight(64)
         wl.addWidget(heading, 0, Qt.AlignmentFlag.AlignHCenter)
-        wl.addWidget(_muted("Private conversations, end-to-end encrypted. No phone number, no e-mail: your "
-                            "account is a key that only your devices hold."), 0, Qt.AlignmentFlag.AlignHCenter)
+        pitch = _muted("Private conversations, end-to-end encrypted. No phone number, no e-mail: your "
+                       "account is a key that only your devices hold.")
+        pitch.setFixedWidth(440)
+        pitch.setFixedHeight(64)
+        pitch.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        wl.addWidget(pitch, 0, Qt.AlignmentFlag.AlignHCenter)
         wl.addSpacing(24)
         self.create_button = _primary("Create a new account")
         self.recover_button = QPushButton("I already have an account (recovery phrase)")
@@ -254,6 +263,16 @@ class OnboardingWindow(QWidget):
         finally:
             self.recover_go.setEnabled(True)
         self.done.emit()
+
+
+def _logo(size: int, ratio: float) -> QPixmap:
+    """The app icon (``resources/sottovoce.svg``), empty when the resources are not there."""
+    from pathlib import Path
+
+    svg = Path(__file__).resolve().parent.parent / "resources" / "sottovoce.svg"
+    icon = QIcon(str(svg)) if svg.exists() else QIcon()
+    pixmap = icon.pixmap(QSize(size, size), ratio) if not icon.isNull() else QPixmap()
+    return pixmap
 
 
 def _line(exc: BaseException) -> str:

@@ -57,8 +57,9 @@ class IdentityPage(QWidget):
         self._report = report
         me = messenger.identity
         layout = QHBoxLayout(self)
-        layout.setContentsMargins(32, 24, 32, 24)
-        layout.setSpacing(32)
+        layout.setContentsMargins(32, 40, 32, 24)
+        layout.setSpacing(40)
+        layout.addStretch(1)
         left = QVBoxLayout()
         self.qr = QrView(320)
         left.addWidget(self.qr, 0, Qt.AlignmentFlag.AlignTop)
@@ -94,12 +95,13 @@ class IdentityPage(QWidget):
                               "with them to verify each other."))
         right.addWidget(muted(f"This device: {me.device_name or 'unnamed'} · {me.installation_id[:8]}"))
         right.addStretch(1)
-        layout.addLayout(right, 1)
+        layout.addLayout(right)
+        layout.addStretch(1)
         self.refresh()
 
     def refresh(self) -> None:
         try:
-            self.qr.set_png(self.messenger.contact_code_qr())
+            self.qr.set_png(self.messenger.contact_code_qr(), self.messenger.contact_code())
         except SottovoceError as exc:
             self._report(error_line(exc))
 
@@ -198,7 +200,8 @@ class DevicesPage(QWidget):
         self.table.horizontalHeader().setStretchLastSection(True)
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.table.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
-        self.table.setMinimumHeight(160)
+        self.table.setShowGrid(False)
+        self.table.setAlternatingRowColors(False)
         layout.addWidget(self.table)
         actions = QHBoxLayout()
         unpair = QPushButton("Unpair selected")
@@ -223,11 +226,16 @@ class DevicesPage(QWidget):
         other = QVBoxLayout()
         other.addWidget(QLabel("<b>Pair another installation</b>"))
         other.addWidget(muted("Read the pairing code shown by your new installation."))
-        for label, slot in (("From an image file…", self._choose_file), ("From the clipboard", self._clipboard),
-                            ("With the camera", self._camera)):
+        sources = QHBoxLayout()
+        for label, icon, slot in (("Image file…", "qr", self._choose_file),
+                                  ("Clipboard", "clipboard", self._clipboard),
+                                  ("Camera", "camera", self._camera)):
             button = QPushButton(label)
+            button.setIcon(theme.icon(icon))
             button.clicked.connect(slot)
-            other.addWidget(button)
+            sources.addWidget(button)
+        sources.addStretch(1)
+        other.addLayout(sources)
         self.camera_box = QVBoxLayout()
         other.addLayout(self.camera_box)
         self.progress = QProgressBar()
@@ -255,10 +263,14 @@ class DevicesPage(QWidget):
                 item.setData(Qt.ItemDataRole.UserRole, d.installation_id)
                 self.table.setItem(i, j, item)
         self.table.resizeColumnsToContents()
+        self.table.setFixedHeight(self.table.horizontalHeader().height() + 32 * max(1, len(devices)) + 6)
+        for column in range(3):
+            self.table.setColumnWidth(column, self.table.columnWidth(column) + 32)
 
     def show_pairing_code(self) -> None:
         try:
-            self.qr.set_png(self.messenger.pairing_code_qr())
+            code = self.messenger.pairing_code()
+            self.qr.set_png(self.messenger.pairing_code_qr(), code)
         except SottovoceError as exc:
             self._report(error_line(exc))
             return

@@ -91,17 +91,23 @@ class QrView(QLabel):
         self._size = size
         self.png = b""
         self.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.setMinimumSize(QSize(size, size))
+        self.setFixedSize(QSize(size + 16, size + 16))
         self.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
         self.setStyleSheet("background: #ffffff; border-radius: 12px;")
 
-    def set_png(self, png: bytes) -> None:
+    def set_png(self, png: bytes, code: str | None = None) -> None:
+        """Show ``png`` (kept in :attr:`png` for saving); with ``code``, draw that text's QR at whole device
+        pixels per module so that every module has the same size on screen (HiDPI included)."""
+        from engine.codes import qr_png
+
         self.png = png
         pixmap = QPixmap()
-        pixmap.loadFromData(QByteArray(png), "PNG")  # type: ignore[call-overload]
+        pixmap.loadFromData(QByteArray(qr_png(code, scale=1, border=2) if code else png), "PNG")  # type: ignore[call-overload]
         ratio = self.devicePixelRatioF()
-        scaled = pixmap.scaled(int(self._size * ratio), int(self._size * ratio), Qt.AspectRatioMode.KeepAspectRatio,
-                               Qt.TransformationMode.FastTransformation)
+        target = int(self._size * ratio)
+        factor = max(1, target // max(1, pixmap.width())) if code else 0
+        side = pixmap.width() * factor if factor else target
+        scaled = pixmap.scaled(side, side, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.FastTransformation)
         scaled.setDevicePixelRatio(ratio)
         self.setPixmap(scaled)
 
