@@ -18,11 +18,11 @@ from pathlib import Path
 import nats
 import pytest
 
-from engine.crypto.keys import uncompress
+from engine.crypto.keys import compress, uncompress
 from engine.identity import parse_chat_key
 from engine.messenger import Messenger
-from engine.protocol.waku import WakuMessage
-from engine.transport.relay import RelayProcess
+from engine.protocol.topics import contact_code_topic
+from engine.protocol.waku import SymmetricKey, WakuMessage, open_payload
 from tests.integration.nats_fixtures import CUSTODY, PASSPHRASE, requires_nats, run, start_relay
 
 pytestmark = [requires_nats, pytest.mark.timeout(120)]
@@ -45,15 +45,6 @@ class Seen:
         return b"\n".join([self.subject.encode(), self.reply.encode(), head.encode(), self.data])
 
 
-@pytest.fixture
-def relay(tmp_path: Path) -> Iterator[RelayProcess]:
-    server = start_relay(tmp_path / "relay")
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 def key_forms(chat_key: str) -> list[bytes]:
     """Every way a public key could leak: zQ3 text, raw compressed/uncompressed, hex, base64."""
     compressed = parse_chat_key(chat_key)
@@ -70,7 +61,7 @@ async def create_messenger(tmp: Path, profile: str, url: str, display_name: str,
                                   transport_url=url)
 
 
-async def conversation(tmp: Path, url: str, seen: list[Seen]) -> dict[str, list[bytes]]:
+async def conversation(tmp: Path, url: str, seen: list[Seen], chat_keys: dict[str, str]) -> dict[str, list[bytes]]:
     tap = await nats.connect(url, name="wiretap")
 
     async def record(msg: nats.aio.msg.Msg) -> None:
@@ -111,14 +102,35 @@ async def conversation(tmp: Path, url: str, seen: list[Seen]) -> dict[str, list[
         ids = [m.identity.installation_id for m in (alice, bob, alice2)]
         secrets["installations"] = [i.encode() for i in ids] + [i.replace("-", "").encode() for i in ids]
         secrets["phrase"] = [phrase.encode()]
+        chat_keys.update(alice=alice.identity.chat_key, bob=bob.identity.chat_key)
+        chat_keys["alice installation"] = alice.identity.installation_id
     await asyncio.sleep(0.2)
     await tap.drain()
     return secrets
 
 
-def test_the_relay_sees_only_topics_sizes_and_timing(tmp_path: Path, relay: RelayProcess) -> None:
-    seen: list[Seen] = []
-    secrets = run(conversation(tmp_path, relay.url, seen), timeout=100)
+@dataclass
+class Capture:
+    seen: list[Seen]
+    secrets: dict[str, list[bytes]]
+    chat_keys: dict[str, str]
+
+
+@pytest.fixture(scope="module")
+def capture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Capture]:
+    tmp = tmp_path_factory.mktemp("relay-view")
+    server = start_relay(tmp / "relay")
+    try:
+        seen: list[Seen] = []
+        chat_keys: dict[str, str] = {}
+        secrets = run(conversation(tmp, server.url, seen, chat_keys), timeout=100)
+        yield Capture(seen, secrets, chat_keys)
+    finally:
+        server.stop()
+
+
+def test_the_relay_sees_only_topics_sizes_and_timing(capture: Capture) -> None:
+    seen, secrets = capture.seen, capture.secrets
     envelopes = [s for s in seen if s.subject.startswith("sottovoce.waku.")]
     assert len(envelopes) >= 8 and len(seen) > len(envelopes)  # publishes, plus API calls and deliveries
     for s in seen:
@@ -133,8 +145,24 @@ def test_the_relay_sees_only_topics_sizes_and_timing(tmp_path: Path, relay: Rela
         topics.add(topic_hex)
         message = WakuMessage.from_bytes(s.data)
         assert message.content_topic == f"/waku/1/0x{topic_hex}/rfc26"
+        assert message.timestamp_ns is not None  # the sender's clock, in the clear
         size = len(message.payload)
         assert (size - SYMMETRIC_OVERHEAD) % 256 == 0 or (size - ASYMMETRIC_OVERHEAD) % 256 == 0, size
         assert set(s.headers) <= {"Nats-Msg-Id", "Nats-Expected-Stream"}  # the message hash, the stream name
     print(f"\nrelay saw {len(seen)} NATS messages, {len(envelopes)} envelopes on {len(topics)} topics; "
           f"payload sizes {sorted({len(WakuMessage.from_bytes(s.data).payload) for s in envelopes})}")
+
+
+def test_whoever_knows_a_chat_key_reads_its_contact_code_broadcast(capture: Capture) -> None:
+    """The contact-code topic and its key derive from the public key alone (spec §9.3, as status-go): the
+    broadcast (display name, bundle with installation ids and signed prekeys) is public to anyone who knows the
+    chat key, the relay operator included; to anyone else it is as opaque as the rest."""
+    alice = parse_chat_key(capture.chat_keys["alice"])
+    topic = contact_code_topic(alice).with_key()
+    assert topic.sym_key is not None
+    subject = "sottovoce.waku." + topic.topic.hex()
+    broadcasts = [s for s in capture.seen if s.subject == subject]
+    assert broadcasts
+    opened = open_payload(WakuMessage.from_bytes(broadcasts[0].data).payload, SymmetricKey(topic.sym_key))
+    assert b"Alice Liddell" in opened.data and capture.chat_keys["alice installation"].encode() in opened.data
+    assert opened.signer is not None and compress(opened.signer) == compress(alice)  # signed by alice
