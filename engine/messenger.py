@@ -607,7 +607,12 @@ class Messenger:
         self._check_open()
         chat = self._recipient(which)
         marker = self._read_marker(chat)
-        return sum(1 for m in self._store.messages(chat) if m.direction == Direction.IN and m.received_ns > marker)
+        limit = 64
+        while True:  # newest first, in growing pages, until a message at or before the marker shows up
+            page = self._store.messages(chat, limit=limit)
+            if len(page) < limit or page[0].received_ns <= marker:
+                return sum(1 for m in page if m.direction == Direction.IN and m.received_ns > marker)
+            limit *= 4
 
     def unread_counts(self) -> dict[str, int]:
         """Chat key -> unread count, for every contact with unread messages."""

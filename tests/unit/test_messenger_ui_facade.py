@@ -67,6 +67,29 @@ def test_unread_counts_follow_the_read_marker_and_survive_a_restart(tmp_path: Pa
     run(main())
 
 
+def test_unread_count_pages_past_the_first_page(tmp_path: Path) -> None:
+    async def main() -> None:
+        net = MemoryNetwork()
+        alice, bob = await make(tmp_path, net, "alice"), await make(tmp_path, net, "bobby")
+        alice.add_contact(bob.contact_code(), "bob")
+        bob.add_contact(alice.contact_code(), "alice")
+        stream = bob.events()
+        await alice.start()
+        await bob.start()
+        await alice.send_text("bob", "read")
+        await received(stream, 1)
+        bob.mark_read("alice")
+        for i in range(150):  # more than the first page of 64
+            await alice.send_text("bob", f"unread {i}")
+        await received(stream, 150)
+        assert bob.unread_count("alice") == 150
+        stream.close()
+        await alice.close()
+        await bob.close()
+
+    run(main(), 60)
+
+
 def test_mark_read_on_an_empty_chat_changes_nothing(tmp_path: Path) -> None:
     async def main() -> None:
         net = MemoryNetwork()
