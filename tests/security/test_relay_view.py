@@ -103,7 +103,7 @@ async def conversation(tmp: Path, url: str, seen: list[Seen], chat_keys: dict[st
         secrets["installations"] = [i.encode() for i in ids] + [i.replace("-", "").encode() for i in ids]
         secrets["phrase"] = [phrase.encode()]
         chat_keys.update(alice=alice.identity.chat_key, bob=bob.identity.chat_key)
-        chat_keys["alice installation"] = alice.identity.installation_id
+        chat_keys["alice installations"] = f"{alice.identity.installation_id} {alice2.identity.installation_id}"
     await asyncio.sleep(0.2)
     await tap.drain()
     return secrets
@@ -163,6 +163,11 @@ def test_whoever_knows_a_chat_key_reads_its_contact_code_broadcast(capture: Capt
     subject = "sottovoce.waku." + topic.topic.hex()
     broadcasts = [s for s in capture.seen if s.subject == subject]
     assert broadcasts
-    opened = open_payload(WakuMessage.from_bytes(broadcasts[0].data).payload, SymmetricKey(topic.sym_key))
-    assert b"Alice Liddell" in opened.data and capture.chat_keys["alice installation"].encode() in opened.data
-    assert opened.signer is not None and compress(opened.signer) == compress(alice)  # signed by alice
+    installations = set(capture.chat_keys["alice installations"].split())
+    named = set()
+    for broadcast in broadcasts:  # one from each of alice's installations
+        opened = open_payload(WakuMessage.from_bytes(broadcast.data).payload, SymmetricKey(topic.sym_key))
+        assert b"Alice Liddell" in opened.data
+        assert opened.signer is not None and compress(opened.signer) == compress(alice)  # signed by alice
+        named |= {i for i in installations if i.encode() in opened.data}
+    assert named == installations
