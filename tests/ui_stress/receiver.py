@@ -2,16 +2,18 @@
 
     python -m tests.ui_stress.receiver --profile DIR --url nats://127.0.0.1:PORT --count 10000 --sender zQ3...
 
-It runs what ``sottovoce gui`` runs: a QApplication with the qasync loop, the real Messenger on its SQLCipher
-store and the relay, and the real main window (``app.gui.create_main_window``) shown (offscreen under
-``QT_QPA_PLATFORM=offscreen``). Then it catches up ``--count`` messages that arrived while it was away and
-measures how responsive the Qt thread stayed: a precise 1 ms ``QTimer`` records ``time.perf_counter()`` at each
-turn of the event loop; the longest interval between two turns is ``max_loop_gap_ms``. It prints
-``max_loop_gap_ms=… messages_per_s=… total_s=…`` and, last, one JSON line (``RESULT {...}``) that the test reads.
+It runs what ``sottovoce gui`` runs: a themed QApplication with the qasync loop, the real Messenger on its
+SQLCipher store and the relay, opened by the app's ``AppController.open_profile`` (the real main window,
+following the Messenger's events), shown (offscreen under ``QT_QPA_PLATFORM=offscreen``) with the chat list
+on screen. Then it catches up ``--count`` messages that arrived while it was away and measures how responsive
+the Qt thread stayed: a precise 1 ms ``QTimer`` records ``time.perf_counter()`` at each turn of the event
+loop; the longest interval between two turns is ``max_loop_gap_ms``. It prints
+``max_loop_gap_ms=… messages_per_s=… total_s=…`` and, last, one JSON line (``RESULT {...}``) for the test.
 
 Checks made here (a failure exits 1 with ``FAIL <what>``): every message arrived exactly once as an event,
-the store holds exactly the expected texts once each, and the window's chat list shows the conversation.
-``--standin`` uses a plain QMainWindow instead of the app's (to measure the engine alone);
+the store holds exactly the expected texts once each, and the window shows them: the chat list's row has the
+last one (and, with ``--open-chat``, the conversation's model holds each exactly once).
+``--standin`` starts the Messenger under a bare QMainWindow instead (the engine alone);
 ``--profile-out FILE`` writes a cProfile of the catch-up; ``--slow-ms MS`` logs every loop callback slower
 than that (qasync's debug mode), which names the coroutine step that blocked.
 """
@@ -30,7 +32,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from engine.messenger import MessageReceived, Messenger
+from engine.messenger import ChatMessage, MessageReceived, Messenger
 from tests.integration.nats_fixtures import CUSTODY, PASSPHRASE
 from tests.ui_stress.sender import text_of
 
@@ -86,16 +88,28 @@ class GapMeter:
         return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] if ordered else 0.0
 
 
-def _window(messenger: Messenger, standin: bool) -> Any:
-    if standin:
+async def _open_app(messenger: Messenger, args: argparse.Namespace) -> tuple[Any, Any]:
+    """Start ``messenger`` and show a window on it: the app's own (as ``sottovoce gui`` opens a profile; with
+    ``--open-chat`` the sender's conversation open), or with ``--standin`` a bare QMainWindow.
+    Returns (window, controller)."""
+    if args.standin:
         from PySide6.QtWidgets import QLabel, QMainWindow
 
+        await messenger.start()
         window = QMainWindow()
         window.setCentralWidget(QLabel("stand-in window"))
-        return window
-    from app.gui import create_main_window
+        window.resize(1080, 720)
+        window.show()
+        return window, None
+    from app.gui import AppController
 
-    return create_main_window(messenger)
+    controller = AppController(args.profile, args.url, custody=CUSTODY, passphrase=PASSPHRASE)
+    controller.messenger = messenger  # opened here so that the test's own event stream predates start()
+    window = await controller.open_profile()
+    window.show()
+    if args.open_chat:
+        window.open_chat(args.sender)
+    return window, controller
 
 
 def _fail(what: str) -> None:
@@ -118,12 +132,10 @@ async def _catch_up(args: argparse.Namespace) -> dict[str, Any]:
 
     counter = asyncio.create_task(count())
     profiler = cProfile.Profile() if args.profile_out else None
+    controller = None
     try:
         started = time.perf_counter()
-        await messenger.start()
-        window = _window(messenger, args.standin)
-        window.resize(1100, 750)
-        window.show()
+        window, controller = await _open_app(messenger, args)
         inbox = messenger._inbox  # the test reads the inbox's counter, nothing else private
         meter = GapMeter(lambda: inbox.processed if inbox is not None else 0)
         meter.start()
@@ -138,6 +150,20 @@ async def _catch_up(args: argparse.Namespace) -> dict[str, Any]:
         if profiler is not None:
             profiler.disable()
             profiler.dump_stats(args.profile_out)
+        result: dict[str, Any] = {
+            "messages": args.count,
+            "total_s": round(total, 3),
+            "messages_per_s": round(args.count / total, 1),
+            "max_loop_gap_ms": round(meter.max_gap * 1000, 1),
+            "max_gap_at_s": round(meter.max_gap_at, 3),
+            "max_gap_envelopes": meter.max_gap_envelopes,
+            "p99_loop_gap_ms": round(meter.percentile(0.99) * 1000, 1),
+            "gaps_over_50ms": meter.over(50),
+            "gaps_over_100ms": meter.over(100),
+            "loop_turns": len(meter.gaps),
+            "window": "stand-in" if args.standin else type(window).__name__,
+        }
+        print(" ".join(f"{k}={result[k]}" for k in ("max_loop_gap_ms", "messages_per_s", "total_s")), flush=True)
         await messenger.wait_synced(timeout=60)
         await asyncio.sleep(0.3)  # a repeat would show up now
         repeated = {m: n for m, n in seen.items() if n > 1}
@@ -150,40 +176,39 @@ async def _catch_up(args: argparse.Namespace) -> dict[str, Any]:
             _fail(f"the store holds {len(stored)} messages, {len(set(texts) & expected)} of the expected texts")
         if {m.id for m in stored} != set(seen):
             _fail("the stored message ids are not the ids reported")
-        shown = _chat_shown(window, args.sender, args.count) if not args.standin else None
-        return {
-            "messages": args.count,
-            "total_s": round(total, 3),
-            "messages_per_s": round(args.count / total, 1),
-            "max_loop_gap_ms": round(meter.max_gap * 1000, 1),
-            "max_gap_at_s": round(meter.max_gap_at, 3),
-            "max_gap_envelopes": meter.max_gap_envelopes,
-            "p99_loop_gap_ms": round(meter.percentile(0.99) * 1000, 1),
-            "gaps_over_50ms": meter.over(50),
-            "gaps_over_100ms": meter.over(100),
-            "loop_turns": len(meter.gaps),
-            "window": "stand-in" if args.standin else type(window).__name__,
-            "chat_list_unread": shown,
-        }
+        if controller is not None:
+            result.update(_shown(window, args.sender, stored))
+        return result
     finally:
         stream.close()
         counter.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await counter
+        if controller is not None:
+            await controller.close()
         await messenger.close()
 
 
-def _chat_shown(window: Any, sender: str, count: int) -> int | None:
-    """The unread count the window's chat list shows for the sender's chat (None: no chat list found)."""
-    from ui.models import ChatListModel
-
-    models = [m for m in window.findChildren(ChatListModel)]
-    if not models:
-        return None
-    row = models[0].get(sender)
+def _shown(window: Any, sender: str, stored: list[ChatMessage]) -> dict[str, Any]:
+    """What the window shows of the sender's messages. The chat list has the sender's row with the last message;
+    an open conversation shows each stored message exactly once. The row's unread count is reported, not
+    checked (the window counts some twice: tests/ui_stress/test_window_under_load.py)."""
+    row = window.chats.get(sender)
     if row is None:
         _fail("the chat list has no row for the sender")
-    return getattr(row, "unread", None)
+    if row.last_text != stored[-1].text:
+        _fail(f"the chat list's last message is {row.last_text!r}, not {stored[-1].text!r}")
+    shown: dict[str, Any] = {"chat_list_unread": row.unread, "conversation_shows": None}
+    if window.current_chat:
+        if window.current_chat != sender:
+            _fail(f"the open conversation is not the sender's ({window.current_chat!r})")
+        ids = [m.id for m in window.chat_view.model.messages if m.from_key == sender]
+        if len(ids) != len(set(ids)):
+            _fail(f"the conversation shows {len(ids) - len(set(ids))} messages twice")
+        if set(ids) != {m.id for m in stored}:
+            _fail(f"the conversation shows {len(set(ids))} of the {len(stored)} stored messages")
+        shown["conversation_shows"] = len(ids)
+    return shown
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -194,6 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sender", required=True, help="the sender's chat key")
     parser.add_argument("--timeout", type=float, default=150.0)
     parser.add_argument("--standin", action="store_true")
+    parser.add_argument("--open-chat", action="store_true", help="open the sender's conversation first")
     parser.add_argument("--profile-out", metavar="FILE")
     parser.add_argument("--slow-ms", type=float)
     args = parser.parse_args(argv)
@@ -202,6 +228,11 @@ def main(argv: list[str] | None = None) -> int:
     from PySide6.QtWidgets import QApplication
 
     app = QApplication(["sottovoce-stress"])
+    app.setQuitOnLastWindowClosed(False)  # closing the window at the end must not stop the loop mid-cleanup
+    if not args.standin:
+        from ui import theme
+
+        theme.apply(app)  # as run_gui does: the stylesheet is part of what each paint costs
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)
     if args.slow_ms is not None:
@@ -210,7 +241,6 @@ def main(argv: list[str] | None = None) -> int:
         loop.slow_callback_duration = args.slow_ms / 1000
     with loop:
         result = loop.run_until_complete(_catch_up(args))
-    print(" ".join(f"{k}={result[k]}" for k in ("max_loop_gap_ms", "messages_per_s", "total_s")), flush=True)
     print("RESULT " + json.dumps(result), flush=True)
     return 0
 
