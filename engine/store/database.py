@@ -125,15 +125,33 @@ def translate_error(exc: BaseException) -> errors.StoreError | None:
     return None
 
 
+LOW_SPACE_BYTES = 256 * 1024
+"""Free space under which a disk I/O error of the database is reported as a full disk."""
+
+
+def _nearly_full(path: Path) -> bool:
+    try:
+        stat = os.statvfs(path.parent)
+    except OSError:
+        return False
+    return stat.f_bavail * stat.f_frsize < LOW_SPACE_BYTES
+
+
 @contextmanager
-def mapped_errors() -> Iterator[None]:
-    """Re-raise driver and file-system exceptions as typed store errors (the original as ``__cause__``)."""
+def mapped_errors(path: Path | None = None) -> Iterator[None]:
+    """Re-raise driver and file-system exceptions as typed store errors (the original as ``__cause__``).
+
+    With the database ``path``, a disk I/O error on a file system with almost no space left is ``DiskFull``:
+    SQLite reports a full disk as ``SQLITE_IOERR`` when it cannot create or grow its ``-shm``/``-wal`` files.
+    """
     try:
         yield
     except (sqlcipher3.Error, OSError) as exc:
         typed = translate_error(exc)
         if typed is None or typed is exc:
             raise
+        if path is not None and type(typed) in (errors.DatabaseIOError, errors.StoreError) and _nearly_full(path):
+            typed = errors.DiskFull()
         raise typed from exc
 
 
@@ -282,13 +300,13 @@ class Database:
         connection = self._live()
         if self._transaction is not None:
             raise RuntimeError("transactions do not nest")
-        with mapped_errors():
+        with mapped_errors(self.path):
             connection.execute("BEGIN IMMEDIATE")
         transaction = Transaction(connection)
         self._transaction = transaction
         try:
             yield transaction
-            with mapped_errors():
+            with mapped_errors(self.path):
                 connection.execute("COMMIT")
             self._commits += 1
         except BaseException:
@@ -334,7 +352,7 @@ class Database:
         written = (self._commits, connection.total_changes)  # a write outside transaction() changes the latter
         if written == self._durable_at:
             return
-        with mapped_errors():
+        with mapped_errors(self.path):
             if self._wal_fd is None:
                 try:
                     self._wal_fd = _open_for_sync(self.path.with_name(self.path.name + "-wal"))
@@ -442,7 +460,7 @@ def _connect(path: Path, key: bytes) -> _Connection:
         uri = "file:" + quote(str(path.resolve())) + "?mode=rw"
         connection = cast(_Connection, sqlcipher3.connect(uri, uri=True, isolation_level=None))
     try:
-        with mapped_errors():
+        with mapped_errors(path):
             # Process-wide in SQLCipher, but cheap; must precede the key so a wrong key is not logged.
             connection.execute("PRAGMA cipher_log_level = NONE")
             connection.execute(f"PRAGMA key = \"x'{key.hex()}'\"")
