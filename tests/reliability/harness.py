@@ -35,7 +35,7 @@ def long_run() -> bool:
 
 
 def env_int(name: str, default: int) -> int:
-    return int(os.environ.get(name, default))
+    return int(os.environ.get(name) or default)
 
 
 async def make_accounts(tmp: Path, url: str) -> None:
