@@ -204,9 +204,18 @@ def load_state(store: StoreReader, account: Account) -> ProtocolState:
         secret = parse_record(pb.SharedSecretRecord(), data, "shared secret")
         state.shared_secrets[key_bytes] = bytes(secret.secret)
         state.agreed_installations[key_bytes] = set(secret.agreed_installations)
-    counter = store.meta(SESSION_COUNTER_META)
-    state.session_counter = int.from_bytes(counter, "big") if counter else 0
+    state.session_counter = _session_counter(store.meta(SESSION_COUNTER_META))
     return state
+
+
+def _session_counter(data: bytes | None) -> int:
+    """The stored session counter: 8 bytes big-endian, as :func:`save_dirty` writes it, with room to grow."""
+    if data is None:
+        return 0
+    counter = int.from_bytes(data, "big")
+    if len(data) != 8 or counter >= 1 << 63:
+        raise MalformedMessage("stored session counter is corrupted")
+    return counter
 
 
 def parse_record(record: _Record, data: bytes, what: str) -> _Record:
