@@ -14,10 +14,15 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from google.protobuf.message import Message
+
 from engine.codes import encode_contact_code, encode_pairing_code, qr_png
 from engine.protocol import waku
+from engine.protocol.application import messages as app
 from engine.protocol.bundle import Bundle
+from engine.sessions.core import SessionCore
 from proto import encryption_pb2 as pb
+from proto import local_state_pb2 as ls
 
 from .fixtures import STORE_KINDS, live_engines, live_pair
 
@@ -167,6 +172,29 @@ def _store_records() -> Iterator[bytes]:
         for key, value in tables.records.get(kind, {}).items():
             if len(key) < 256:
                 yield bytes([index, len(key)]) + key + value
+    yield from _synthetic_records()
+
+
+def _synthetic_records() -> Iterator[bytes]:
+    """Records of kinds the fixture's settled store holds none of: datasync state and segments."""
+    live = live_engines()
+    alice = live.alice_state.identity.public
+    body = next(_amms())
+    out = ls.DatasyncOutRecord(peer=alice, group_id=bytes(32), timestamp=live.clock() // 10**9, body=body,
+                               send_count=1, next_due_ns=live.clock(), message_id="0x" + "22" * 32)
+    acks = ls.DatasyncAcksRecord(ids=[bytes(32), bytes(range(32))], since_ns=live.clock())
+    records = [("datasync_out", bytes(range(32)), out.SerializeToString()),
+               ("datasync_acks", alice, acks.SerializeToString()),
+               ("segments_done", bytes(32), live.clock().to_bytes(8, "big"))]
+    for case in _app("segment"):
+        for segment in case["segments"][:2]:
+            if "serialized" in segment:
+                data = _h(segment["serialized"])
+                key = _h(case["entire_message_hash"]) + alice + hashlib.sha256(data).digest()[:8]
+                records.append(("segments", key, data))
+        break
+    for kind, key, value in records:
+        yield bytes([STORE_KINDS.index(kind), len(key)]) + key + value
 
 
 def _receive_inputs() -> Iterator[bytes]:
@@ -178,7 +206,28 @@ def _receive_inputs() -> Iterator[bytes]:
             yield b"\x01" + waku.receive(message.payload, live.key).data
     for data in (*_amms(), *_datasync()):
         yield b"\x02" + data
+    for inner in _alice_messages():
+        yield b"\x03" + app.amm_type_of(inner).to_bytes(2, "big") + app.encode(inner)
     yield b"\x01" + pb.ProtocolMessage(public_message=b"hello").SerializeToString()
+
+
+def _alice_messages() -> Iterator[Message]:
+    """Application messages Alice could send Bob, one of each kind Bob's state machine handles."""
+    live = live_engines()
+    ms = live.clock() // 1_000_000
+    bob = SessionCore.load(live.bob_store).identity
+    chat = app.key_id(bob)
+    yield app.chat_message(clock=ms, timestamp=ms, text="fuzz text", chat_id=chat, display_name="alice_fuzz")
+    yield app.sticker_message(clock=ms, timestamp=ms, text="", chat_id=chat, sticker_hash="e3010170")
+    yield app.contact_request(clock=ms, timestamp=ms, chat_id=chat, display_name="alice_fuzz", request_clock=ms,
+                              text="please")
+    yield app.accept_contact_request(app.default_contact_request_id(bob), ms)
+    yield app.retract_contact_request(ms)
+    yield app.contact_update(clock=ms, display_name="alice_fuzz", public_key=chat,
+                             propagated_state=app.PropagatedState(ms, 1, ms, 1))
+    yield app.chat_identity(clock=ms, display_name="alice_fuzz", description="d", customization_color=2)
+    yield app.emoji_reaction(clock=ms, chat_id=chat, message_id="0x" + "11" * 32, emoji=1)
+    yield app.sync_pair_installation(clock=ms, installation_id="x-installation", device_type="desktop", name="x")
 
 
 SEEDS: dict[str, Callable[[], Iterator[bytes]]] = {

@@ -26,7 +26,7 @@ from engine.protocol.bundle import Bundle
 from engine.protocol.encryption import EncryptionProtocol
 from engine.sessions.core import ADVERTISED, SessionCore
 from engine.sessions.engine import SessionEngine
-from engine.sessions.events import EnvelopeRejected
+from engine.sessions.events import EnvelopeRejected, Event
 from engine.sessions.records import save_dirty
 from engine.simulation.entropy import SeededEntropy
 from proto import encryption_pb2 as pb
@@ -34,7 +34,7 @@ from proto import encryption_pb2 as pb
 from .corpus import waku_key
 from .fixtures import STORE_KINDS, T0, fresh_identity, live_engines, live_pair, state_dump
 
-OneInput = Callable[[bytes], None]
+OneInput = Callable[[bytes], object]
 
 
 class StateChanged(AssertionError):
@@ -275,11 +275,13 @@ def _qr_image() -> OneInput:
 # --- the store's own serialized state ----------------------------------------------------------------------
 
 def _store_state() -> OneInput:
-    """One record of Bob's committed store replaced by the input, then the whole core loaded from it.
+    """One record of Bob's committed store replaced by the input, then the engine loaded from it and used.
 
-    Layout: ``kind ‖ key length ‖ key ‖ value``.
+    Layout: ``kind ‖ key length ‖ key ‖ value``. A record the loader accepts must also work: Bob then receives
+    Alice's pending envelope, runs his datasync timers and sends her a message.
     """
     live = live_engines()
+    alice = live.alice_state.identity.public
 
     def one_input(data: bytes) -> None:
         if len(data) < 2:
@@ -296,7 +298,11 @@ def _store_state() -> OneInput:
             tables = dataclasses.replace(tables, records=records)
         store = copy.copy(live.bob_store)
         store._committed = tables
-        SessionCore.load(store)
+        engine = SessionEngine(store, SeededEntropy(b"fuzz-bob"), live.clock)
+        for envelope in live.envelopes:
+            engine.receive(envelope)
+        engine.tick()
+        engine.send_text(alice, "after reload")
     return one_input
 
 
@@ -314,10 +320,15 @@ def _receive_path() -> OneInput:
 
     0: the raw ``WakuMessage`` bytes; 1: the Waku payload data (a ProtocolMessage or a segment), sealed and
     signed by Alice on her topic to Bob; 2: a plaintext Alice encrypts on her live session to Bob (datasync,
-    AMMs). After an envelope the transport or encryption layer rejected, Bob's store must be unchanged.
+    AMMs); 3: ``AMM type (BE16) ‖ inner message``, which Alice signs, wraps in datasync and sends on the
+    session (chat messages, contact requests and updates, identities, reactions reach Bob's state machine).
+    After an envelope the transport or encryption layer rejected, Bob's store must be unchanged (but for the
+    bundle advertisement that answers an undecryptable message). Returns Bob's events (for tests).
     """
     live = live_engines()
     alice_private = live.alice_private
+    alice_public = live.alice_state.identity.public
+    bob_identity = SessionCore.load(live.bob_store).identity
 
     def seal(data: bytes) -> bytes:
         padding = b"\x01" * waku.padding_length(len(data))
@@ -327,17 +338,23 @@ def _receive_path() -> OneInput:
             raise AssertionError("fixture envelope is expected on a negotiated (symmetric) topic")
         return waku.build_message(payload, live.topic, live.clock()).to_bytes()
 
-    def one_input(data: bytes) -> None:
+    def one_input(data: bytes) -> list[Event]:
         if not data:
-            return
-        mode, body = data[0] % 3, data[1:]
+            return []
+        mode, body = data[0] % 4, data[1:]
+        if mode == 3:
+            if len(body) < 3:
+                return []
+            amm = metadata.wrap(body[2:], int.from_bytes(body[:2], "big"), alice_private).amm
+            group = datasync.group_id(alice_public, bob_identity)
+            body = datasync.wrap([datasync.DatasyncMessage(group, live.clock() // 10**9, amm)])
+            mode = 2
         if mode == 1:
             if len(body) > waku.MAX_DATA_LEN:
-                return
+                return []
             envelope = seal(body)
         elif mode == 2:
             alice = EncryptionProtocol(copy.deepcopy(live.alice_state))
-            bob_identity = SessionCore.load(live.bob_store).identity
             message = alice.encrypt(bob_identity, body, live.clock(), SeededEntropy(b"fuzz-alice"))
             envelope = seal(message.SerializeToString())
         else:
@@ -368,6 +385,7 @@ def _receive_path() -> OneInput:
         if rejected and not any(accepted) and _engine_dump(store._committed) != before[0]:
             raise StateChanged(f"envelope rejected ({rejected[0]}) before decryption succeeded, "
                                "but Bob's store changed")
+        return events
     return one_input
 
 
@@ -384,7 +402,7 @@ TARGETS: dict[str, Target] = {t.name: t for t in (
     Target("segments", _segments, "segment messages and Reed-Solomon reassembly"),
     Target("codes", _codes, "contact codes, pairing codes and chat keys as text", max_len=2048),
     Target("qr_image", _qr_image, "QR images through pillow and zbar to parse_code", max_len=8192, ci_runs=1000),
-    Target("store_state", _store_state, "the store's own records, loaded into a SessionCore"),
+    Target("store_state", _store_state, "the store's own records, loaded into an engine that then works on"),
     Target("receive_path", _receive_path, "whole receive path of a SessionEngine on a memory store",
            ci_runs=3000),
 )}

@@ -112,3 +112,18 @@ def test_runner_reads_libfuzzer_figures() -> None:
                          "stat::number_of_executed_units: 900\nstat::average_exec_per_sec:     450\n")
     assert (result.inputs, result.exec_per_s, result.cov, result.ft) == (900, 450, 12, 34)
     assert "TOTAL 1 targets, 900 inputs executed, 0 findings" in format_table([result])
+
+
+def test_receive_path_seeds_reach_bobs_state_machine() -> None:
+    """The deep modes are real: an inner chat message Alice signs is shown to Bob, a mutated envelope is not."""
+    from engine.sessions.events import EnvelopeRejected, MessageReceived
+
+    one_input = TARGETS["receive_path"].make()
+    signed = [s for s in seeds("receive_path") if s[0] == 3]
+    events = one_input(signed[0])
+    assert isinstance(events, list)
+    assert [e.message.text for e in events if isinstance(e, MessageReceived)] == ["fuzz text"]
+    genuine = live_engines().envelopes[-1]
+    mutated = genuine[:-40] + bytes([genuine[-40] ^ 1]) + genuine[-39:]
+    events = one_input(b"\x00" + mutated)
+    assert isinstance(events, list) and any(isinstance(e, EnvelopeRejected) for e in events)
