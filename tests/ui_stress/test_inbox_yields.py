@@ -1,11 +1,16 @@
 """Catching up must let the event loop turn: the inbox may not process a whole relay delivery burst in one step.
 
-Measured (tests/ui_stress/receiver.py, 10,000 messages, stand-in window): the inbox task processes ~200
-envelopes per step (~250 ms at ~1.25 ms each) without yielding, because ``asyncio.Queue.get()`` on the
-transport's non-empty delivery queue returns without suspending; the Qt loop then turns 4 times a second
-(max gap ~290 ms, 51 gaps over 100 ms). With ``Inbox._read`` awaiting ``asyncio.sleep(0)`` after every 10 ms of
-processing, the same run gives a max gap of 42 ms at the same throughput. This counts envelopes per loop turn
-on a plain asyncio loop (no timing asserted): a burst larger than :data:`MAX_PER_TURN` fails.
+Measured with tests/ui_stress/receiver.py (10,000 messages, real window, 2 shared cores): the inbox task
+processes ~200 envelopes per task step (250-300 ms) and the Qt loop turns ~120 times in the whole catch-up
+(max gap 277-303 ms, ~50 gaps over 100 ms). ``async for`` over a history or a live subscription never
+suspends while envelopes are buffered: ``_Reader.next`` awaits ``asyncio.Queue.get()``, which returns at once
+from a non-empty queue. Processing them in store transactions of ``MAX_BURST`` (32) does not change that (197
+envelopes per loop turn). With ``await asyncio.sleep(0)`` after each burst in ``Inbox._read`` (and the live
+loop), the same run gives max gaps of 63-102 ms, p99 50-69 ms, at 860-1360 messages/s (a smaller burst, or one
+cut after ~20 ms of work, would keep it under 100 ms on a loaded machine).
+
+This counts envelopes processed per loop turn on a plain asyncio loop (nothing timed): more than
+:data:`MAX_PER_TURN` fails.
 """
 
 from __future__ import annotations
@@ -43,9 +48,9 @@ async def _most_envelopes_per_turn(profile: Path, url: str, sender: str, count: 
 
 
 @requires_nats
-@pytest.mark.xfail(strict=True, reason="engine/runtime/inbox.py: catch-up processes a whole delivery burst "
-                   "(~200 envelopes, ~250 ms) in one task step without yielding, so the Qt window freezes; "
-                   "see this module's docstring for the fix measured")
+@pytest.mark.xfail(strict=True, reason="engine/runtime/inbox.py: catch-up processes ~200 buffered envelopes "
+                   "(~250 ms) in one task step without yielding, so the Qt window freezes; see this module's "
+                   "docstring for the fix measured")
 def test_inbox_lets_the_loop_turn_while_catching_up(nats_relay: RelayProcess, tmp_path: Path) -> None:  # noqa: F811
     prepared = asyncio.run(prepare(tmp_path, nats_relay.url, MESSAGES))
     most, processed = asyncio.run(asyncio.wait_for(
