@@ -196,8 +196,8 @@ def _play(scenario: Scenario) -> None:
 def _killed_listen(scenario: Scenario, cli: Cli) -> None:
     """bob's ``listen`` is SIGKILLed after a message: its WAL and SHM stay on disk as after a crash. The
     profile folders are copied (modes kept) before anything here opens them again and checkpoints the WAL."""
-    listen = subprocess.Popen(cli.argv("bob", "listen", "--json"), env=cli.env, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True)
+    listen = subprocess.Popen(cli.argv("bob", "listen", "--json", "--timeout", "90"), env=cli.env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # never hangs the test
     try:
         cli("alice", "send", "bob", TEXTS["crash"])
         assert listen.stdout is not None
