@@ -7,6 +7,7 @@ appear in topic names as 65-byte uncompressed points (``U(P)``).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import coincurve
 
@@ -59,11 +60,13 @@ def parse_public_key(data: bytes) -> coincurve.PublicKey:
         raise InvalidPublicKey() from exc
 
 
+@lru_cache(maxsize=1024)  # public points only; the same few keys come by on every message
 def compress(public: bytes) -> bytes:
     """``C(P)`` of a compressed or uncompressed point."""
     return parse_public_key(public).format(compressed=True)
 
 
+@lru_cache(maxsize=1024)
 def uncompress(public: bytes) -> bytes:
     """``U(P)`` of a compressed or uncompressed point."""
     return parse_public_key(public).format(compressed=False)

@@ -274,7 +274,8 @@ class EncryptionProtocol:
                     version = bundle_message.signed_pre_keys[sender_installation].protocol_version
                 break
         if version >= 1 and sender_installation:
-            self.state.agree(sender, ecdh(self.state.identity.private, sender), sender_installation)
+            secret = self.state.shared_secrets.get(sender) or ecdh(self.state.identity.private, sender)
+            self.state.agree(sender, secret, sender_installation)
 
 
 def _responder_session(signed_prekey: KeyPair, sender: bytes, sender_installation: str, shared: bytes,

@@ -62,6 +62,7 @@ def negotiated_chat_id(peer_public: bytes) -> str:
     return f"0x{_pub_hex(peer_public)}-negotiated"
 
 
+@lru_cache(maxsize=1024)  # names of public topics; the same few on every message
 def topic(name: str) -> bytes:
     """The 4-byte Waku topic of a name: ``K256(UTF8(name))[:4]``."""
     return keccak256(name.encode())[:TOPIC_LEN]

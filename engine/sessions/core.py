@@ -492,8 +492,8 @@ class SessionCore:
                        message_id: str = "") -> _Transmitted | None:
         """Send AMMs to ``recipient`` (a peer, or our own identity for our paired installations) as new
         datasync messages, remembered until acknowledged; None when there is nobody to send them to."""
-        if not bodies:
-            return None
+        if not bodies or (recipient == self.identity and not self.state.active_installations(self.identity)):
+            return None  # (a tick forgets what is still owed to own installations that were unpaired since)
         group = datasync.group_id(self.identity, recipient)
         timestamp = now_ns // NS_PER_S
         outgoing = [first_transmission(recipient, DatasyncMessage(group, timestamp, body), now_ns, entropy,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from google.protobuf.message import DecodeError
 
@@ -27,6 +28,7 @@ JITTER_TICKS = 30
 MAX_SEND_COUNT = 15  # the state is dropped once its send count exceeds this: 16 transmissions
 
 
+@lru_cache(maxsize=256)  # the same pairs of public keys, on every datasync message
 def group_id(key_a: bytes, key_b: bytes) -> bytes:
     """1:1 group id: ``keccak256(C(k1) ‖ C(k2))``, keys ordered by X coordinate (spec §5.3)."""
     first, second = sorted((compress(key_a), compress(key_b)), key=lambda c: c[1:])
