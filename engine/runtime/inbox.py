@@ -45,6 +45,9 @@ PROGRESS_EVERY = 100
 ECHO_CURSOR_EVERY = 100
 """Own echoes skipped in a row before their relay time is stored as the cursor anyway."""
 MAX_BACKOFF_S = 5.0
+MAX_BURST = 32
+"""Envelopes already received are processed together, this many at most per store transaction: one commit
+for a burst, and the event loop is held for about 30 ms at most."""
 
 
 class Inbox:
@@ -72,12 +75,18 @@ class Inbox:
         self._followed: frozenset[bytes] = frozenset()
         self._live: Subscription | None = None
         self._closing: set[asyncio.Task[None]] = set()
+        self._wanted: frozenset[bytes] = frozenset()
+        self._wanted_of: object = None
 
     # --- topics and positions ---------------------------------------------------------------------------
 
     def wanted(self) -> frozenset[bytes]:
         """The 4-byte topics of every content topic the engine listens on."""
-        return frozenset(topic_of_content_topic(ct) for ct in self.engine.core.subscriptions())
+        subscriptions = self.engine.core.subscriptions()  # the same object until the set changes
+        if subscriptions is not self._wanted_of:
+            self._wanted = frozenset(topic_of_content_topic(ct) for ct in subscriptions)
+            self._wanted_of = subscriptions
+        return self._wanted
 
     def _backfilled(self, topic: bytes) -> bool:
         return self.engine.store.cursor(TOPIC_CURSOR_PREFIX + topic.hex()) is not None
@@ -149,8 +158,9 @@ class Inbox:
         try:
             self._set_caught_up(True)
             async for envelope in live:
-                self._process(envelope, keep_position=True)
-                self._position = envelope.sequence
+                burst = [envelope, *live.take_ready(MAX_BURST - 1)]
+                self._process(burst, keep_position=True)
+                self._position = burst[-1].sequence
                 if not self.wanted() <= self._followed:
                     return
         finally:
@@ -160,31 +170,34 @@ class Inbox:
     async def _read(self, history: History, *, keep_position: bool) -> int:
         try:
             async for envelope in history:
-                self._process(envelope, keep_position=keep_position)
+                self._process([envelope, *history.take_ready(MAX_BURST - 1)], keep_position=keep_position)
         finally:
             await history.aclose()
         return history.cursor
 
-    def _process(self, envelope: ReceivedEnvelope, *, keep_position: bool) -> None:
-        cursor = (RELAY_TIME_CURSOR, envelope.relay_time_ns) if keep_position else None
+    def _process(self, burst: list[ReceivedEnvelope], *, keep_position: bool) -> None:
+        """Envelopes that arrived together, in one store transaction (own echoes skipped)."""
+        cursor = (RELAY_TIME_CURSOR, burst[-1].relay_time_ns) if keep_position else None
+        payloads = [envelope.payload for envelope in burst if envelope.payload not in self._published]
+        self.echoes += len(burst) - len(payloads)
         try:
-            if envelope.payload in self._published:
-                self.echoes += 1
-                self._echoes_in_a_row += 1
+            if payloads:
+                events = self.engine.receive_many(payloads, cursor=cursor)
+                self._echoes_in_a_row = 0
+            else:
+                events = []
+                self._echoes_in_a_row += len(burst)
                 if cursor is not None and self._echoes_in_a_row >= ECHO_CURSOR_EVERY:
                     with self.engine.store.transaction() as writer:
                         writer.set_cursor(*cursor)
                     self._echoes_in_a_row = 0
-                events = []
-            else:
-                events = self.engine.receive(envelope.payload, cursor=cursor)
-                self._echoes_in_a_row = 0
-        except SottovoceError as exc:  # the store failed (disk full...): the envelope is read again next start
-            self.failures[exc.code] += 1
-            log.warning("could not process an envelope: %s", exc.code)
+        except SottovoceError as exc:  # the store failed (disk full...): the envelopes are read again next start
+            self.failures[exc.code] += len(burst)
+            log.warning("could not process %d envelope(s): %s", len(burst), exc.code)
             return
-        self.processed += 1
-        if not self.caught_up.is_set() and self.processed % PROGRESS_EVERY == 0:
+        before = self.processed
+        self.processed += len(burst)
+        if not self.caught_up.is_set() and before // PROGRESS_EVERY != self.processed // PROGRESS_EVERY:
             self._progress(self.processed, False)
         self._emit(events)
 

@@ -192,23 +192,29 @@ class OutboxPump:
         """Make the store durable, then publish ``items`` in order, pipelined; None when every one was
         acknowledged, else the seconds until the earliest next try (no item is started after a failure)."""
         try:
-            self.engine.store.make_durable()
+            sync = self.engine.store.durability()
+            if sync is not None:  # on a thread: the loop goes on (receiving, committing) during the fsync
+                await asyncio.to_thread(sync)
         except SottovoceError as exc:  # the disk failed: publishing now could outlive the state behind it
             self.failures[exc.code] += 1
             delay = retry_delay_s(self.failures[exc.code] - 1)
             log.warning("could not make the store durable (%s); publishing again in %.1f s", exc.code, delay)
             return delay
         self.batches += 1
-        in_flight: set[asyncio.Task[float | None]] = set()
+        in_flight: dict[asyncio.Task[float | None], OutboxItem] = {}
         delays: list[float] = []
 
         async def settle(return_when: str) -> None:
-            nonlocal in_flight
-            done, in_flight = await asyncio.wait(in_flight, return_when=return_when)
+            done, _ = await asyncio.wait(in_flight, return_when=return_when)
+            acknowledged = []
             for task in done:
-                delay = task.result()  # TransportClosed (or a store error) ends the pump, as before
-                if delay is not None:
+                item = in_flight.pop(task)
+                delay = task.result()  # TransportClosed ends the pump, as before
+                if delay is None:
+                    acknowledged.append(item)
+                else:
                     delays.append(delay)
+            self._acknowledged(acknowledged)  # a store error ends the pump, as before
 
         try:
             for item in items:
@@ -216,7 +222,7 @@ class OutboxPump:
                     await settle(asyncio.FIRST_COMPLETED)
                 if delays:
                     break
-                in_flight.add(asyncio.ensure_future(self._publish(item)))
+                in_flight[asyncio.ensure_future(self._publish(item))] = item
             while in_flight:
                 await settle(asyncio.ALL_COMPLETED)
         finally:
@@ -244,10 +250,16 @@ class OutboxPump:
             log.log(log_at, "publish failed (%s, attempt %d); retrying in %.1f s", exc.code, item.attempts + 1, delay)
             self.engine.publish_failed(item, int(delay * 1e9))
             return delay
-        events = self.engine.published(item)
-        self._emit(events)
-        if item.message_id is not None:
-            for future in self._sent.pop(item.message_id, []):
-                if not future.done():
-                    future.set_result(None)
         return None
+
+    def _acknowledged(self, items: list[OutboxItem]) -> None:
+        """The relay acknowledged ``items``: one transaction drops them from the outbox, then they count as sent."""
+        if not items:
+            return
+        items.sort(key=lambda item: item.sequence)
+        self._emit(self.engine.published_many(items))
+        for item in items:
+            if item.message_id is not None:
+                for future in self._sent.pop(item.message_id, []):
+                    if not future.done():
+                        future.set_result(None)

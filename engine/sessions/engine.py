@@ -10,7 +10,7 @@ Synchronous and transport-free: the simulation drives it directly, the async Mes
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from ..contacts import Contact, ContactError, check_name, load_contact, load_contacts, save_contact, unique_name
 from ..crypto.hashing import sha256
@@ -25,6 +25,8 @@ from .events import ContactSynced, DeliveryChanged, EnvelopeRejected, Event, Mes
 from .peers import AddressEntry, Peer
 from .records import Account, save_dirty
 
+Extra = Callable[[StoreWriter], None]
+"""More writes for a step's transaction."""
 RETENTION_NS = 30 * 86_400 * 10**9
 """How long the relay keeps envelopes (a Waku store node's 30 days): older marks can go."""
 Clock = Callable[[], int]
@@ -56,40 +58,55 @@ class SessionEngine:
 
     # --- steps ------------------------------------------------------------------------------------------
 
-    def _commit(self, step: Step, extra: Callable[[StoreWriter], None] | None = None) -> list[Event]:
+    def _commit(self, step: Step, extra: Extra | None = None) -> list[Event]:
+        return self._commit_all([(step, extra)])
+
+    def _commit_all(self, steps: Sequence[tuple[Step, Extra | None]]) -> list[Event]:
+        """Store what ``steps`` (run one after the other on the core) did, in one transaction; their events."""
         duplicates: set[str] = set()
-        delivered: list[Event] = []
+        delivered: list[list[Event]] = [[] for _ in steps]
         try:
             with self.store.transaction() as writer:
                 save_dirty(self.core.state, writer)
-                for kind, key, value in step.records:
-                    if value is None:
-                        writer.delete_record(kind, key)
-                    else:
-                        writer.put_record(kind, key, value)
-                for message in step.messages:
-                    if not writer.add_message(message):
-                        duplicates.add(message.message_id)
-                for item in step.outbox:
-                    writer.enqueue(item)
-                for message_id in step.delivered:
-                    stored = writer.message(message_id)
-                    if stored is not None and stored.state in (DeliveryState.QUEUED, DeliveryState.SENT):
-                        writer.set_message_state(message_id, DeliveryState.DELIVERED)
-                        delivered.append(DeliveryChanged(message_id, DeliveryState.DELIVERED))
-                for synced in step.address_book:
-                    _save_synced_contact(writer, synced)
-                if extra is not None:
-                    extra(writer)
+                for (step, extra), shown_delivered in zip(steps, delivered, strict=True):
+                    for kind, key, value in step.records:
+                        if value is None:
+                            writer.delete_record(kind, key)
+                        else:
+                            writer.put_record(kind, key, value)
+                    for message in step.messages:
+                        if not writer.add_message(message):
+                            duplicates.add(message.message_id)
+                    for item in step.outbox:
+                        writer.enqueue(item)
+                    for message_id in step.delivered:
+                        stored = writer.message(message_id)
+                        if stored is not None and stored.state in (DeliveryState.QUEUED, DeliveryState.SENT):
+                            writer.set_message_state(message_id, DeliveryState.DELIVERED)
+                            shown_delivered.append(DeliveryChanged(message_id, DeliveryState.DELIVERED))
+                    for synced in step.address_book:
+                        _save_synced_contact(writer, synced)
+                    if extra is not None:
+                        extra(writer)
         except BaseException:
             self.core = SessionCore.load(self.store)
             raise
-        for event in step.events:
-            if isinstance(event, EnvelopeRejected):
-                self.rejections[event.code] += 1
-        shown = [e for e in step.events
-                 if not (isinstance(e, MessageReceived) and e.message.message_id in duplicates)]
-        return shown + step.address_book + delivered
+        return self._committed(steps, duplicates, delivered)
+
+    def _committed(self, steps: Sequence[tuple[Step, Extra | None]], duplicates: set[str],
+                   delivered: list[list[Event]]) -> list[Event]:
+        """The events of committed steps, rejections counted; a message that was stored already is not news."""
+        events: list[Event] = []
+        for (step, _), shown_delivered in zip(steps, delivered, strict=True):
+            for event in step.events:
+                if isinstance(event, EnvelopeRejected):
+                    self.rejections[event.code] += 1
+                elif isinstance(event, MessageReceived) and event.message.message_id in duplicates:
+                    continue
+                events.append(event)
+            events += step.address_book
+            events += shown_delivered
+        return events
 
     def receive(self, data: bytes, *, cursor: tuple[str, int] | None = None) -> list[Event]:
         """Process one serialized ``WakuMessage``; an envelope already processed is skipped.
@@ -97,29 +114,53 @@ class SessionEngine:
         ``cursor`` (a name and a value, e.g. a transport position) is stored in the same transaction.
         Rejections are counted in :attr:`rejections` and reported as events, never raised.
         """
+        return self.receive_many([data], cursor=cursor)
+
+    def receive_many(self, envelopes: Sequence[bytes], *, cursor: tuple[str, int] | None = None) -> list[Event]:
+        """:meth:`receive` for several envelopes in one store transaction (a burst the relay delivered at once).
+
+        The outcome is the one of receiving them one by one; a failed commit takes back the whole burst.
+        """
+        steps: list[tuple[Step, Extra | None]] = []
+        marked: set[bytes] = set()
+        for data in envelopes:
+            prepared = self._prepare(data, marked)
+            if prepared is not None:
+                steps.append(prepared)
+        if cursor is not None:
+            steps.append((Step(), lambda writer: writer.set_cursor(*cursor)))
+        if not steps:
+            return []
+        if all(extra is None for _, extra in steps):  # only envelopes that did not parse (no extra): nothing to store
+            return self._committed(steps, set(), [[] for _ in steps])
+        return self._commit_all(steps)
+
+    def _prepare(self, data: bytes, marked: set[bytes]) -> tuple[Step, Extra | None] | None:
+        """Run the core on one envelope: its step and how to remember the envelope as seen (None: an envelope
+        already processed, here or earlier in ``marked``)."""
         try:
             envelope = WakuMessage.from_bytes(data)
         except SottovoceError as exc:
-            self.rejections[exc.code] += 1
-            return [EnvelopeRejected(exc.code, str(exc))]
+            step = Step(consumed=False)
+            step.reject(exc)
+            return step, None
         envelope_hash = envelope.hash()
         # The Waku hash leaves out ``version`` and ``ephemeral``: a forged variant of a genuine envelope has the
         # same hash, so an envelope that fails to open is remembered by the hash of its exact bytes instead.
         raw_hash = sha256(data)
-        if self.store.has_seen(envelope_hash) or self.store.has_seen(raw_hash):
-            if cursor is not None:
-                self._commit(Step(), lambda writer: writer.set_cursor(*cursor))
-            return []
+        if {envelope_hash, raw_hash} & marked or self.store.has_seen(envelope_hash) or self.store.has_seen(raw_hash):
+            return None
         now = self.clock()
         step = self.core.receive(envelope, now, self.entropy)
+        if not step.consumed:
+            return step, _nothing
+        mark = envelope_hash if step.authenticated else raw_hash
+        marked.add(mark)
 
-        def finish(writer: StoreWriter) -> None:
-            if step.consumed:
-                writer.mark_seen(envelope_hash if step.authenticated else raw_hash, now)
-            if cursor is not None:
-                writer.set_cursor(*cursor)
+        def remember(writer: StoreWriter) -> None:
+            writer.mark_seen(mark, now)
 
-        return self._commit(step, finish)
+        return step, remember
 
     def expire(self, retention_ns: int = RETENTION_NS) -> int:
         """Forget what the relay no longer keeps: seen-envelope marks and completed-segment marks older than
@@ -231,17 +272,23 @@ class SessionEngine:
 
     def published(self, item: OutboxItem) -> list[Event]:
         """The relay acknowledged ``item``: drop it from the outbox and mark its message sent."""
+        return self.published_many([item])
+
+    def published_many(self, items: Sequence[OutboxItem]) -> list[Event]:
+        """:meth:`published` for several acknowledged items, in one transaction."""
         changed: list[Event] = []
 
         def apply(writer: StoreWriter) -> None:
-            writer.dequeue(item.envelope_hash)
-            if item.message_id is not None:
-                stored = writer.message(item.message_id)
-                if stored is not None and stored.state == DeliveryState.QUEUED:
-                    writer.set_message_state(item.message_id, DeliveryState.SENT)
-                    changed.append(DeliveryChanged(item.message_id, DeliveryState.SENT))
+            for item in items:
+                writer.dequeue(item.envelope_hash)
+                if item.message_id is not None:
+                    stored = writer.message(item.message_id)
+                    if stored is not None and stored.state == DeliveryState.QUEUED:
+                        writer.set_message_state(item.message_id, DeliveryState.SENT)
+                        changed.append(DeliveryChanged(item.message_id, DeliveryState.SENT))
 
-        self._commit(Step(), apply)
+        if items:
+            self._commit(Step(), apply)
         return changed
 
     def publish_failed(self, item: OutboxItem, retry_in_ns: int) -> None:
@@ -262,3 +309,7 @@ def _save_synced_contact(writer: StoreWriter, synced: ContactSynced) -> None:
                       synced.verified or (existing.verified if existing else False),
                       existing.added_ns if existing else 0)
     save_contact(writer, contact)
+
+
+def _nothing(writer: StoreWriter) -> None:
+    """A step's extra writes when there are none (the step itself still has to be stored)."""

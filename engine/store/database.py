@@ -32,7 +32,7 @@ from __future__ import annotations
 import errno
 import os
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -346,12 +346,20 @@ class Database:
         since the last call. Raises ``DatabaseIOError`` (or ``DiskFull``...) if the sync fails: the commits may
         then not be durable, and nothing that depends on them may leave the machine.
         """
+        sync = self.durability()
+        if sync is not None:
+            sync()
+
+    def durability(self) -> Callable[[], None] | None:
+        """:meth:`make_durable` in two halves, for a caller that must not wait on the disk: this call fixes what
+        is covered (every commit made so far); the callable it returns does the fsync, on any thread, while this
+        connection goes on committing. None when nothing was committed since the last sync."""
         connection = self._live()
         if self._transaction is not None:
             raise RuntimeError("make_durable inside a transaction would not cover it")
         written = (self._commits, connection.total_changes)  # a write outside transaction() changes the latter
         if written == self._durable_at:
-            return
+            return None
         with mapped_errors(self.path):
             if self._wal_fd is None:
                 try:
@@ -367,10 +375,20 @@ class Database:
                     # The WAL stays the same file (truncated and rewritten in place, never replaced) while a
                     # connection is open; the folder is synced once so that the file's own entry is durable.
                     _sync_folder(self.path.parent)
-            if self._wal_fd is not None:
-                os.fsync(self._wal_fd)
-        self._durable_at = written
-        self.durable_syncs += 1
+            # A descriptor of its own: the sync may still run when this database is closed.
+            wal_fd = None if self._wal_fd is None else os.dup(self._wal_fd)
+
+        def sync() -> None:
+            if wal_fd is not None:
+                try:
+                    with mapped_errors(self.path):
+                        os.fsync(wal_fd)
+                finally:
+                    os.close(wal_fd)
+            self._durable_at = written
+            self.durable_syncs += 1
+
+        return sync
 
     # -- lifetime
 

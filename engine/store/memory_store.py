@@ -262,10 +262,20 @@ class MemorySessionStore(_MemoryReader, SessionStore):
     def make_durable(self) -> None:
         """Nothing to sync: what is committed here lives exactly as long as the process (counted in
         :attr:`durable_calls`, so that tests can see the rule being followed)."""
+        sync = self.durability()
+        if sync is not None:
+            sync()
+
+    def durability(self) -> Callable[[], None] | None:
+        """The same nothing, to run later (counted when it runs)."""
         self._live()
         if self._in_transaction:
             raise RuntimeError("make_durable inside a transaction would not cover it")
-        self.durable_calls += 1
+
+        def sync() -> None:
+            self.durable_calls += 1
+
+        return sync
 
     def close(self) -> None:
         """Drop the state; later use raises ``RuntimeError`` (closing twice is harmless)."""

@@ -13,7 +13,7 @@ because the engine and the UI query them.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from enum import StrEnum
@@ -170,6 +170,12 @@ class SessionStore(StoreReader, Protocol):
         reuse the same message key on another plaintext; so the outbox pump calls this before each batch it
         publishes. Cheap when nothing was committed since the last call. Raises a ``StoreError`` on failure.
         """
+        ...
+
+    def durability(self) -> Callable[[], None] | None:
+        """:meth:`make_durable` for a caller that must not wait on the disk: this call fixes what is covered
+        (every commit made so far) and returns the sync itself, to run on any thread while the store goes on
+        committing (None: nothing to sync). The sync raises a ``StoreError`` on failure."""
         ...
 
     def close(self) -> None: ...

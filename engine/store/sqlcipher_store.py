@@ -293,6 +293,12 @@ class SqlCipherSessionStore(_SqlReader, SessionStore):
             raise RuntimeError("make_durable inside a transaction would not cover it")
         self._database.make_durable()
 
+    def durability(self) -> Callable[[], None] | None:
+        """The fsync of :meth:`make_durable`, to run later on any thread: see :meth:`Database.durability`."""
+        if self._in_transaction:
+            raise RuntimeError("make_durable inside a transaction would not cover it")
+        return self._database.durability()
+
     def close(self) -> None:
         """Close the database (closing twice is harmless)."""
         self._database.close()

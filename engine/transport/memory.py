@@ -128,6 +128,7 @@ class MemorySubscription:
         self._high = after
         self._last = after
         self._closed = False
+        self._ended = False
         self._timers: list[asyncio.TimerHandle] = []
 
     @property
@@ -155,13 +156,24 @@ class MemorySubscription:
         return self
 
     async def __anext__(self) -> ReceivedEnvelope:
-        if self._closed and self._queue.empty():
+        if self._ended or (self._closed and self._queue.empty()):
             raise StopAsyncIteration
         item = await self._queue.get()
         if item is None:
             raise StopAsyncIteration
         self._last = item.sequence
         return item
+
+    def take_ready(self, limit: int) -> list[ReceivedEnvelope]:
+        taken: list[ReceivedEnvelope] = []
+        while len(taken) < limit and not self._ended and not self._queue.empty():
+            item = self._queue.get_nowait()
+            if item is None:
+                self._ended = True  # __anext__ ends the iteration
+                break
+            self._last = item.sequence
+            taken.append(item)
+        return taken
 
     async def close(self) -> None:
         if self._closed:
@@ -200,6 +212,14 @@ class MemoryHistory:
         if not self._items:
             raise StopAsyncIteration
         return self._items.pop()
+
+    def take_ready(self, limit: int) -> list[ReceivedEnvelope]:
+        if not self._items:
+            return []
+        taken = self._items[-limit:]
+        del self._items[-limit:]
+        taken.reverse()
+        return taken
 
     async def aclose(self) -> None:
         self._items = []

@@ -220,6 +220,8 @@ class _Reader:
         self._reset_wanted = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._done = False
+        self._held: _Item | None = None
+        """A queue item that :meth:`take_ready` took out but may not handle (flow control, end, error)."""
 
     # life cycle
 
@@ -428,11 +430,26 @@ class _Reader:
         if self._history and (meta.stream_seq >= self.cursor or meta.pending == 0):
             self._finish()
 
+    def take_ready(self, limit: int) -> list[ReceivedEnvelope]:
+        """The envelopes at the head of the queue, up to ``limit``, without waiting; stops at anything else."""
+        taken: list[ReceivedEnvelope] = []
+        while len(taken) < limit and self._held is None and not self._queue.empty():
+            item = self._queue.get_nowait()
+            if isinstance(item, ReceivedEnvelope):
+                self.handed = item.sequence
+                taken.append(item)
+            else:
+                self._held = item  # for next(), which knows what to do with it
+        return taken
+
     async def next(self) -> ReceivedEnvelope:
         while True:
-            if self._done and self._queue.empty():
+            if self._held is not None:
+                item, self._held = self._held, None
+            elif self._done and self._queue.empty():
                 raise StopAsyncIteration
-            item = await self._queue.get()
+            else:
+                item = await self._queue.get()
             if isinstance(item, ReceivedEnvelope):
                 self.handed = item.sequence
                 return item
@@ -463,6 +480,9 @@ class NatsSubscription:
     async def __anext__(self) -> ReceivedEnvelope:
         return await self._reader.next()
 
+    def take_ready(self, limit: int) -> list[ReceivedEnvelope]:
+        return self._reader.take_ready(limit)
+
     async def close(self) -> None:
         await self._reader.stop()
 
@@ -486,6 +506,9 @@ class NatsHistory:
             self._started = True
             await self._reader.start()
         return await self._reader.next()
+
+    def take_ready(self, limit: int) -> list[ReceivedEnvelope]:
+        return self._reader.take_ready(limit) if self._started else []
 
     async def aclose(self) -> None:
         await self._reader.stop()

@@ -48,13 +48,19 @@ class SpyStore(MemorySessionStore):
         self.log = log
         self.fail_durable: BaseException | None = None
 
-    def make_durable(self) -> None:
-        failure, self.fail_durable = self.fail_durable, None
-        if failure is not None:
-            self.log.append("durable failed")
-            raise failure
-        super().make_durable()
-        self.log.append("durable")
+    def durability(self) -> Callable[[], None] | None:
+        sync = super().durability()
+        assert sync is not None
+
+        def logged() -> None:
+            failure, self.fail_durable = self.fail_durable, None
+            if failure is not None:
+                self.log.append("durable failed")
+                raise failure
+            sync()
+            self.log.append("durable")
+
+        return logged
 
 
 class FakeEngine:
@@ -70,9 +76,10 @@ class FakeEngine:
     def outbox_due(self) -> list[OutboxItem]:
         return self.store.outbox(due_ns=self.now)
 
-    def published(self, item: OutboxItem) -> list[Any]:
+    def published_many(self, items: list[OutboxItem]) -> list[Any]:
         with self.store.transaction() as tx:
-            tx.dequeue(item.envelope_hash)
+            for item in items:
+                tx.dequeue(item.envelope_hash)
         return []
 
     def publish_failed(self, item: OutboxItem, retry_in_ns: int) -> None:
@@ -230,14 +237,14 @@ def test_the_inbox_skips_the_echo_of_what_the_pump_published() -> None:
         h.pump.wake()
         await h.until(lambda: not h.store.outbox())
         received: list[bytes] = []
-        h.engine.receive = lambda data, cursor=None: received.append(data) or []  # type: ignore[attr-defined]
+        h.engine.receive_many = lambda data, cursor=None: received.extend(data) or []  # type: ignore[attr-defined]
         inbox = Inbox(h.engine, h.transport, lambda events: None, _connected,  # type: ignore[arg-type]
                       published=h.pump.published)
-        for n in (1, 2):
-            envelope = ReceivedEnvelope(TOPIC, b"waku-%d" % n, "id", relay_time_ns=n, sequence=n)
-            inbox._process(envelope, keep_position=True)
-        assert received == [b"waku-2"]  # only the envelope we did not publish reaches the engine
-        assert inbox.echoes == 1 and inbox.processed == 2
+        burst = [ReceivedEnvelope(TOPIC, b"waku-%d" % n, "id", relay_time_ns=n, sequence=n) for n in (1, 2, 3)]
+        inbox._process(burst[:1], keep_position=True)
+        inbox._process(burst[1:], keep_position=True)
+        assert received == [b"waku-2", b"waku-3"]  # only the envelopes we did not publish reach the engine
+        assert inbox.echoes == 1 and inbox.processed == 3
         assert b"waku-1" in h.pump.published
 
     run_pump(test)
