@@ -341,3 +341,39 @@ def test_a_commit_survives_a_crash_of_the_process_without_make_durable(tmp_path:
     subprocess.run([sys.executable, "-c", _COMMIT_THEN_CRASH, str(path)], check=True, cwd=root)
     with Database.open(path, KEY) as db:
         assert db.query_one("SELECT value FROM meta WHERE key = 'crash'") == (b"\x01",)
+
+
+def test_the_sync_half_of_durability_runs_on_another_thread_even_after_the_database_closed(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "a.db"
+    db = Database.open(path, KEY, create=True)
+    db.make_durable()
+    assert db.durability() is None  # nothing committed since the last sync
+    with db.transaction() as tx:
+        tx.execute("INSERT INTO meta (key, value) VALUES ('k', x'00')")
+    spy = FsyncSpy(monkeypatch)
+    sync = db.durability()
+    assert sync is not None and spy.synced == []  # the first half does not wait on the disk
+    wal = spy.inode(_wal(path))
+    db.close()  # the pump may be cancelled and the profile closed while its sync is under way
+    asyncio.run(asyncio.to_thread(sync))
+    assert spy.synced == [wal]
+
+
+def test_a_sync_that_fails_on_its_thread_is_the_same_typed_error(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    with Database.open(tmp_path / "a.db", KEY, create=True) as db:
+        db.make_durable()
+        with db.transaction() as tx:
+            tx.execute("INSERT INTO meta (key, value) VALUES ('k', x'00')")
+        sync = db.durability()
+        assert sync is not None
+
+        def broken(fd: int) -> None:
+            raise OSError(28, "No space left on device")
+
+        monkeypatch.setattr(os, "fsync", broken)
+        with pytest.raises(errors.DiskFull):
+            asyncio.run(asyncio.to_thread(sync))
+        monkeypatch.undo()
+        assert db.durability() is not None  # not durable yet: the next call syncs again

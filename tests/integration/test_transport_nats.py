@@ -112,6 +112,39 @@ def test_subscribe_live(nats_relay: RelayProcess) -> None:
     run(main())
 
 
+def test_take_ready_hands_out_what_already_arrived_in_order(nats_relay: RelayProcess) -> None:
+    async def main() -> None:
+        a, b = transport(nats_relay), transport(nats_relay)
+        await a.connect()
+        await b.connect()
+        sub = await b.subscribe([T1])
+        assert sub.take_ready(10) == []
+        for n in range(20):
+            await a.publish(envelope(T1, n))
+        got = await take(sub, 1)
+        for _ in range(200):  # until the other 19 are buffered here
+            await asyncio.sleep(0.01)
+            got += sub.take_ready(50)
+            if len(got) == 20:
+                break
+        assert [e.payload for e in got] == [b"msg-%d:" % n for n in range(20)]
+        assert sub.last_sequence == got[-1].sequence
+        await sub.close()
+
+        history = b.history([T1], 0)
+        assert history.take_ready(5) == []  # not started
+        read = [await asyncio.wait_for(history.__anext__(), 10)]
+        while len(read) < 6:
+            await asyncio.sleep(0.01)
+            read += history.take_ready(6 - len(read))
+        read += [e async for e in history]  # __anext__ and take_ready share one queue: nothing twice
+        assert [e.payload for e in read] == [b"msg-%d:" % n for n in range(20)]
+        await a.close()
+        await b.close()
+
+    run(main())
+
+
 def test_catch_up_then_live_loses_and_repeats_nothing(nats_relay: RelayProcess) -> None:
     async def main() -> None:
         a, b = transport(nats_relay), transport(nats_relay)

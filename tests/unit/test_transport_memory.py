@@ -243,3 +243,31 @@ def test_follow_hands_over_without_gap() -> None:
         assert not b._subs  # the live subscription was released
 
     run(main())
+
+
+def test_take_ready_hands_out_what_already_arrived_in_order_and_never_waits() -> None:
+    async def main() -> None:
+        net = MemoryNetwork(clock=Clock())
+        a, b = await up(net, "a"), await up(net, "b")
+        sub = await b.subscribe([T1])
+        assert sub.take_ready(10) == []  # nothing yet: no waiting
+        for n in range(6):
+            await a.publish(env(T1, n))
+        first = await asyncio.wait_for(sub.__anext__(), 1)
+        rest = sub.take_ready(3)
+        assert [e.payload for e in [first, *rest]] == [b"p0", b"p1", b"p2", b"p3"]
+        assert sub.last_sequence == rest[-1].sequence
+        assert [e.payload for e in sub.take_ready(10)] == [b"p4", b"p5"]
+        await a.publish(env(T1, 6))
+        await sub.close()
+        assert [e.payload for e in sub.take_ready(10)] == [b"p6"]  # delivered before the close
+        with pytest.raises(StopAsyncIteration):
+            await sub.__anext__()
+
+        hist = a.history([T1], 0)
+        got = [await hist.__anext__(), *hist.take_ready(4)]
+        assert [e.payload for e in got] == [b"p0", b"p1", b"p2", b"p3", b"p4"]
+        assert [e.payload async for e in hist] == [b"p5", b"p6"]
+        assert hist.cursor == 7
+
+    run(main())
