@@ -79,8 +79,10 @@ def test_an_unreachable_service_is_3_not_audited_never_clean(tmp_path: Path) -> 
     assert "NOT AUDITED" in result.stderr.splitlines()[0]
 
 
-def test_an_unknown_package_is_3_even_when_pip_audit_alone_would_call_it_clean(tmp_path: Path) -> None:
-    """A lock line pip-audit cannot resolve (here: not pinned) is skipped by pip-audit without --strict."""
+def test_a_package_pip_audit_cannot_check_is_3_not_audited(tmp_path: Path) -> None:
+    """A lock line pip-audit cannot check (here: not pinned) is 'not audited', not 'vulnerable' (both are exit 1
+    of pip-audit --strict). The PyPI service's "not found on PyPI" is the same verdict, checked by the script on
+    pip-audit's report (plain pip-audit calls that case clean: "No known vulnerabilities found", exit 0)."""
     db = database(tmp_path)
     loose = tmp_path / "loose.lock"
     loose.write_text("pillow\n")
