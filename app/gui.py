@@ -291,6 +291,7 @@ def run_gui(args: argparse.Namespace) -> int:
     app.setWindowIcon(theme.app_icon())
     theme.apply(app)
     app.setQuitOnLastWindowClosed(False)  # _run ends on lastWindowClosed after closing the Messenger
+    app.styleHints().colorSchemeChanged.connect(lambda _scheme: theme.apply(app))  # follow the desktop
     controller = AppController(config.profile_dir(args.profile), config.transport_url(args.transport))
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)

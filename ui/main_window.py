@@ -13,7 +13,7 @@ from collections.abc import Callable, Coroutine
 from datetime import date, datetime
 from typing import Any
 
-from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QRectF, QSettings, QSize, Qt
+from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QRectF, QSettings, QSize, Qt, QTimer
 from PySide6.QtGui import QAction, QCloseEvent, QColor, QFontMetrics, QIcon, QKeySequence, QPainter, QPixmap, QShortcut
 from PySide6.QtWidgets import (
     QApplication,
@@ -64,6 +64,8 @@ from .pages import DevicesPage, IdentityPage, RequestsPage, SettingsPage
 from .widgets import Avatar, error_line, named, paint_avatar
 
 PAGE_SIZE = 100
+NOTIFY_QUIET_MS = 1500
+"""After a notification, the next ones of this window are held this long and then shown as one."""
 
 def _ring(contact: Contact) -> tuple[tuple[int, int], ...]:
     return tuple((u, c) for u, c in color_hash(contact.identity))
@@ -151,6 +153,10 @@ class MainWindow(QMainWindow):
         self.notifications: list[tuple[str, str]] = []
         self._follow_task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[object]] = set()
+        self._read_timer = self._single_shot(150, self.mark_read)
+        self._badge_timer = self._single_shot(100, self._update_badge_now)
+        self._notify_timer = self._single_shot(NOTIFY_QUIET_MS, self._flush_notifications)
+        self._held: list[tuple[str, str]] = []
         me = messenger.identity
 
         sidebar = named(QWidget(), "Sidebar")
@@ -253,6 +259,13 @@ class MainWindow(QMainWindow):
         self.load_chats()
         self._restore_geometry()
 
+    def _single_shot(self, ms: int, slot: Callable[[], None]) -> QTimer:
+        timer = QTimer(self)
+        timer.setSingleShot(True)
+        timer.setInterval(ms)
+        timer.timeout.connect(slot)
+        return timer
+
     def _tray_activated(self, _reason: object) -> None:
         self.showNormal()
         self.activateWindow()
@@ -264,18 +277,26 @@ class MainWindow(QMainWindow):
     # --- data --------------------------------------------------------------------------------------------
 
     def load_chats(self) -> None:
-        """Rebuild the chat list from the contacts, their last message and the stored unread counts."""
-        unread = self.messenger.unread_counts()
+        """Rebuild the chat list from the contacts and their last message.
+
+        Unread counts come from the store for chats not listed yet; a listed chat keeps the count its
+        ``MessageReceived`` events made (the store may already hold messages whose events are still queued:
+        taking its count again would count them twice)."""
+        counted = {r.chat_key: r.unread for r in self.chats.rows}
+        unread = self.messenger.unread_counts() if not counted else {}
         rows = []
         self.contacts = {}
         for contact in self.messenger.contacts():
             self.contacts[contact.chat_key] = contact
             last = self.messenger.messages(contact, limit=1)
             m = last[-1] if last else None
+            if contact.chat_key in counted:
+                n = counted[contact.chat_key]
+            else:
+                n = unread.get(contact.chat_key, 0) if not counted else self.messenger.unread_count(contact)
             rows.append(ChatRow(contact.chat_key, contact.name, _ring(contact), contact.verified,
                                 m.text if m else "", m.timestamp_ms if m else contact.added_ns // 10**6,
-                                bool(m and m.direction != Direction.IN), unread.get(contact.chat_key, 0),
-                                m.id if m else ""))
+                                bool(m and m.direction != Direction.IN), n, m.id if m else ""))
         self.chats.set_rows(rows)
         self._reselect()
         self._update_requests()
@@ -413,13 +434,16 @@ class MainWindow(QMainWindow):
         visible = message.chat_key == self.current_chat and self.stack.currentWidget() is self.chat_view
         if message.chat_key not in self.contacts:
             self.load_chats()
+            if message.chat_key not in self.contacts:  # not a contact (yet): a request, listed apart
+                self._update_requests()
+                return
         if visible:
             self.chat_view.add_message(message, self.contacts[message.chat_key].name)
         active = visible and self.isActiveWindow()
         self.chats.message_arrived(message, read=visible)
         self._reselect()
         if visible:
-            self.mark_read()
+            self._read_timer.start()  # one read marker for a burst of messages (a catch-up)
         if message.direction == Direction.IN and not active:
             self.notify(message.chat_key, message.text)
         self._update_badge()
@@ -428,11 +452,29 @@ class MainWindow(QMainWindow):
         contact = self.contacts.get(chat_key)
         title = contact.name if contact else "Sottovoce"
         body = text if self.settings_page.show_previews else "New message"
+        if self._notify_timer.isActive():  # a burst: shown as one when it calms down
+            self._held.append((title, body))
+            return
+        self._show_notification(title, body)
+        self._notify_timer.start()
+
+    def _flush_notifications(self) -> None:
+        held, self._held = self._held, []
+        if len(held) == 1:
+            self._show_notification(*held[0])
+        elif held:
+            senders = sorted({title for title, _ in held})
+            self._show_notification(", ".join(senders), f"{len(held)} new messages")
+
+    def _show_notification(self, title: str, body: str) -> None:
         self.notifications.append((title, body))
         if self.tray is not None:
             self.tray.showMessage(title, body, QSystemTrayIcon.MessageIcon.Information, 4000)
 
     def _update_badge(self) -> None:
+        self._badge_timer.start()
+
+    def _update_badge_now(self) -> None:
         total = self.chats.total_unread()
         self.setWindowTitle(f"Sottovoce ({total})" if total else "Sottovoce")
         if self.tray is not None:
@@ -528,6 +570,9 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event: QCloseEvent) -> None:
         self.save_geometry()
+        if self._read_timer.isActive():  # a read marker still waiting: store it now
+            self._read_timer.stop()
+            self.mark_read()
         if self._follow_task is not None:
             self._follow_task.cancel()
         if self.tray is not None:

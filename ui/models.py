@@ -39,7 +39,7 @@ class ChatRow:
     last_out: bool = False
     unread: int = 0
     last_id: str = ""
-    """the id of the newest message counted in this row (a message is counted once)"""
+    """the id of the message shown as the last one"""
 
 
 class ChatListModel(QAbstractListModel):
@@ -104,10 +104,10 @@ class ChatListModel(QAbstractListModel):
     def message_arrived(self, message: ChatMessage, *, read: bool) -> None:
         """A message of a listed chat: it becomes the last one; an incoming one not ``read`` counts as unread."""
         row = self.get(message.chat_key)
-        if row is None or message.id == row.last_id:
+        if row is None:
             return
         unread = row.unread + (1 if message.direction == Direction.IN and not read else 0)
-        if message.timestamp_ms >= row.last_ms or row.last_text == "":
+        if message.id != row.last_id and (message.timestamp_ms >= row.last_ms or row.last_text == ""):
             row = dataclasses.replace(row, last_text=message.text, last_ms=max(row.last_ms, message.timestamp_ms),
                                       last_out=message.direction != Direction.IN, last_id=message.id)
         self.upsert(dataclasses.replace(row, unread=unread))

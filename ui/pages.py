@@ -83,7 +83,8 @@ class IdentityPage(QWidget):
         right.addWidget(avatar)
         right.addWidget(name)
         right.addWidget(muted(f"Alias: {me.alias}"))
-        key = QLabel(me.chat_key)
+        half = (len(me.chat_key) + 1) // 2
+        key = QLabel(f"{me.chat_key[:half]}\n{me.chat_key[half:]}")
         key.setWordWrap(True)
         key.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         key.setStyleSheet("font-family: monospace;")
