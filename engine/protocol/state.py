@@ -106,6 +106,8 @@ class ProtocolState:
     shared_secrets: dict[bytes, bytes] = field(default_factory=dict)
     agreed_installations: dict[bytes, set[str]] = field(default_factory=dict)
     session_counter: int = 0
+    session_counter_saved: int = 0
+    """The counter as last written to the store (it is written only when it moved)."""
     dirty: set[tuple[Table, object]] = field(default_factory=set)
 
     # --- own signed prekeys -----------------------------------------------------------------------------

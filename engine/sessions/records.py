@@ -103,13 +103,12 @@ def _split_peer(key: bytes) -> tuple[bytes, str]:
 def save_dirty(state: ProtocolState, writer: StoreWriter) -> int:
     """Write every record ``state.dirty`` names, then clear it; returns how many records were written."""
     written = 0
-    sessions_changed = False
     for table, key in sorted(state.dirty, key=lambda item: (item[0].value, repr(item[1]))):
         written += _save(state, writer, table, key)
-        sessions_changed |= table is Table.SESSIONS
     state.dirty.clear()
-    if sessions_changed:  # the counter only moves when a session is created
+    if state.session_counter != state.session_counter_saved:  # it moves only when a session is created
         writer.put_meta(SESSION_COUNTER_META, state.session_counter.to_bytes(8, "big"))
+        state.session_counter_saved = state.session_counter
     return written
 
 
@@ -204,7 +203,7 @@ def load_state(store: StoreReader, account: Account) -> ProtocolState:
         secret = parse_record(pb.SharedSecretRecord(), data, "shared secret")
         state.shared_secrets[key_bytes] = bytes(secret.secret)
         state.agreed_installations[key_bytes] = set(secret.agreed_installations)
-    state.session_counter = _session_counter(store.meta(SESSION_COUNTER_META))
+    state.session_counter = state.session_counter_saved = _session_counter(store.meta(SESSION_COUNTER_META))
     return state
 
 

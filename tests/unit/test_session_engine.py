@@ -778,3 +778,15 @@ def test_bundles_learned_list_every_installation(relay: Relay) -> None:
     assert sorted(e.installation_id for e in found if isinstance(e, InstallationFound)) == sorted(prekeys)
     sent = alice.engine.send_text(identity.public, "which three?")
     assert len(sent.recipients) == 3 and set(sent.recipients) <= set(prekeys)
+
+
+def test_the_session_counter_is_stored_when_it_moves_and_only_then(relay: Relay) -> None:
+    alice, bob = _established(relay)
+    counter = alice.engine.core.state.session_counter
+    assert counter > 0
+    assert SessionEngine(alice.store, SeededEntropy("reloaded"), relay.clock).core.state.session_counter == counter
+    meta_before = alice.store._committed.meta  # type: ignore[union-attr]
+    talk(relay, alice, bob, "no new session for this one")
+    assert alice.engine.core.state.session_counter == counter
+    # not rewritten for nothing (the memory store copies a table on its first write in a transaction)
+    assert alice.store._committed.meta is meta_before  # type: ignore[union-attr]
