@@ -237,8 +237,19 @@ async def _ask_passphrase(profile_dir: Path) -> str | None:
     return dialog.textValue() if result and dialog.textValue() else None
 
 
+async def _show_error(text: str) -> None:
+    """A one-line error in a message box, awaited without a nested event loop (``exec`` would re-enter qasync)."""
+    from PySide6.QtWidgets import QMessageBox
+
+    box = QMessageBox(QMessageBox.Icon.Critical, "Sottovoce", text)
+    done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+    box.finished.connect(lambda r: _resolve(done, r))
+    box.open()
+    await done
+
+
 async def _run(controller: AppController, smoke: bool) -> int:
-    from PySide6.QtWidgets import QApplication, QMessageBox
+    from PySide6.QtWidgets import QApplication
 
     from engine.errors import SottovoceError
 
@@ -268,8 +279,9 @@ async def _run(controller: AppController, smoke: bool) -> int:
         await quit_event.wait()
         return 0
     except SottovoceError as exc:
-        QMessageBox.critical(None, "Sottovoce", str(exc))
         print(f"sottovoce: {exc}", file=sys.stderr)
+        if not smoke:
+            await _show_error(str(exc))
         return 1
     finally:
         await controller.close()
