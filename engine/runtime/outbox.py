@@ -14,7 +14,8 @@ nothing is published and the batch is tried again after a backoff.
 
 **Pipelined, in queue order as far as the relay allows.** A batch is the items due, oldest first; they are
 published in that order with up to :data:`MAX_IN_FLIGHT` acknowledgements awaited at once, and each
-acknowledgement is committed (``published``) as it comes. The order they are stored in on the relay:
+acknowledgements that came in together are committed together (``published_many``: one transaction, not one
+per item). The order they are stored in on the relay:
 
 * all go through one connection, written in queue order, and the relay stores one connection's publishes in
   the order it reads them, so without failures the stream order is the queue order;
