@@ -255,6 +255,8 @@ class ChatView(QWidget):
         self._matches: list[int] = []
         self._match = -1
         self._at_bottom = True
+        self._answered = False
+        self._unsecured = False
 
     def show_chat(self, chat_key: str, name: str, ring: tuple[tuple[int, int], ...], verified: bool,
                   messages: list[ChatMessage]) -> None:
@@ -273,12 +275,20 @@ class ChatView(QWidget):
         self.subtitle.setText(("✔ verified · " if verified else "not verified · ") + short)
         self.verify_button.setText("Verification" if verified else "Verify")
 
-    def update_banner(self, name: str) -> None:
-        """The chat says it is not forward secret yet until the peer has answered (no bundle known)."""
-        messages = self.model.messages
-        answered = any(m.direction == Direction.IN for m in messages)
-        unsecured = any(not m.forward_secret for m in messages if m.direction != Direction.IN)
-        if unsecured and not answered:
+    def update_banner(self, name: str, new: ChatMessage | None = None) -> None:
+        """The chat says it is not forward secret yet until the peer has answered (no bundle known).
+
+        Without ``new`` the shown messages are read once; with it only ``new`` is looked at (a burst of
+        thousands of messages stays linear)."""
+        if new is None:
+            messages = self.model.messages
+            self._answered = any(m.direction == Direction.IN for m in messages)
+            self._unsecured = any(not m.forward_secret for m in messages if m.direction != Direction.IN)
+        elif new.direction == Direction.IN:
+            self._answered = True
+        elif not new.forward_secret:
+            self._unsecured = True
+        if self._unsecured and not self._answered:
             self.banner.setText(f"🔓 First messages are not forward secret until {name} answers: they were "
                                 "encrypted to the chat key alone, without a prekey bundle.")
             self.banner.show()
@@ -289,7 +299,7 @@ class ChatView(QWidget):
         bar = self.list.verticalScrollBar()
         at_bottom = bar.value() >= bar.maximum() - 40
         if self.model.append(message):
-            self.update_banner(name)
+            self.update_banner(name, message)
             if at_bottom or message.direction == Direction.OUT:
                 self.list.scrollToBottom()
 

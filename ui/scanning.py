@@ -113,7 +113,13 @@ class CameraScanner(QWidget):
         self.frames_decoded = 0
 
     def start(self) -> None:
-        from PySide6.QtMultimedia import QCamera, QMediaCaptureSession, QMediaDevices, QVideoSink
+        try:
+            from PySide6.QtMultimedia import QCamera, QMediaCaptureSession, QMediaDevices, QVideoSink
+        except ImportError as exc:  # QtMultimedia loads libpulse (Debian: libpulse0) even for a camera
+            self.preview.setText("Camera support is not installed. Use an image file, the clipboard or a screen "
+                                 "region.")
+            self.failed.emit(f"the camera cannot be used here: {exc}")
+            return
 
         device = QMediaDevices.defaultVideoInput()
         if device.isNull():

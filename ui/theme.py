@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cache
 
-from PySide6.QtCore import QByteArray, Qt
-from PySide6.QtGui import QGuiApplication, QIcon, QImage, QPixmap
+from PySide6.QtCore import QBuffer, QByteArray, QSize, Qt
+from PySide6.QtGui import QGuiApplication, QIcon, QImageReader, QPixmap
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,10 +112,16 @@ def icon(name: str, color: str | None = None) -> QIcon:
         data = icon_svg(name, color or palette().text)
     except Exception:  # a missing or unknown icon: draw nothing rather than fail
         return QIcon()
-    image = QImage.fromData(QByteArray(data), "SVG")  # type: ignore[arg-type]
-    if image.isNull():
-        return QIcon()
-    return QIcon(QPixmap.fromImage(image))
+    result = QIcon()
+    for size in (24, 48, 96):  # rasterised sharp for 1x, 2x and 4x screens (HiDPI)
+        buffer = QBuffer()
+        buffer.setData(QByteArray(data))
+        reader = QImageReader(buffer, QByteArray(b"svg"))
+        reader.setScaledSize(QSize(size, size))
+        image = reader.read()
+        if not image.isNull():
+            result.addPixmap(QPixmap.fromImage(image))
+    return result
 
 
 def app_icon() -> QIcon:

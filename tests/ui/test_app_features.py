@@ -95,6 +95,12 @@ def test_a_chat_key_alone_shows_the_forward_secrecy_banner_until_the_peer_answer
         bob, wb = await pair.open("bob")
         assert (await added(wb, alice.identity.chat_key, "alice")).added is not None
         assert not wb.chat_view.banner.isVisible()
+        composer = wb.chat_view.composer
+        composer.setPlainText("two")
+        composer.moveCursor(composer.textCursor().MoveOperation.End)
+        QTest.keyClick(composer, Qt.Key.Key_Return, Qt.KeyboardModifier.ShiftModifier)  # a new line, not sent
+        assert composer.toPlainText() == "two\n" and wb.chat_view.model.rowCount() == 0
+        composer.clear()
         send(wb, "first, by chat key only")
         await until(lambda: len(wb.chat_view.model.messages) == 1, 5, "Bob's message shown")
         first = wb.chat_view.model.messages[0]
@@ -136,6 +142,9 @@ def test_a_code_for_a_verified_name_with_another_key_is_refused_loudly(
         wb.load_chats()
         other = await added(wb, carol.contact_code(), "alice")
         assert other.status.text() == str(ContactNameTaken(f"another contact is already called {'alice'!r}"))
+        camera = AddContactDialog(wb.messenger, wb.warn_identity, wb)
+        camera.from_camera()  # no camera (or no QtMultimedia) in CI: one line, not a traceback
+        assert camera.status.text() and "\n" not in camera.status.text() and "Traceback" not in camera.status.text()
 
     pair.run(qloop, main(), 30)
 
