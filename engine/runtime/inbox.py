@@ -47,7 +47,9 @@ ECHO_CURSOR_EVERY = 100
 MAX_BACKOFF_S = 5.0
 MAX_BURST = 32
 """Envelopes already received are processed together, this many at most per store transaction: one commit
-for a burst, and the event loop is held for about 30 ms at most."""
+for a burst. The inbox then lets the event loop turn: reading from a non-empty queue never suspends, so without
+that a catch-up would hold the loop (and a Qt window on it) for as long as the relay's buffer lasts, not for
+one burst of about 30 ms."""
 
 
 class Inbox:
@@ -161,6 +163,7 @@ class Inbox:
                 burst = [envelope, *live.take_ready(MAX_BURST - 1)]
                 self._process(burst, keep_position=True)
                 self._position = burst[-1].sequence
+                await asyncio.sleep(0)  # see MAX_BURST
                 if not self.wanted() <= self._followed:
                     return
         finally:
@@ -171,6 +174,7 @@ class Inbox:
         try:
             async for envelope in history:
                 self._process([envelope, *history.take_ready(MAX_BURST - 1)], keep_position=keep_position)
+                await asyncio.sleep(0)  # see MAX_BURST
         finally:
             await history.aclose()
         return history.cursor
