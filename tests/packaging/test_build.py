@@ -1,8 +1,9 @@
-"""The one-folder app builds with PyInstaller and its frozen ``sottovoce`` runs: ``--help``, ``conformance`` on
-the status-go vectors, and (once the desktop app exists) ``gui --smoke`` offscreen.
+"""``packaging/build.sh`` builds the one-folder app and its frozen ``sottovoce`` runs: ``--help``,
+``conformance`` on the status-go vectors, the bundled relay and zbar are in place, and ``gui --smoke`` shows
+a window offscreen; ``share/`` holds the desktop entry, AppStream file and icons a package installs.
 
-The build takes ~16 s on an idle 2-core machine (packaging/build.sh prints it), so it runs in the suite: a
-module that PyInstaller does not see (an import by name) shows up here, not in a user's hands.
+The build takes 16-40 s on the 2-core machine (it prints the time and size), so it runs in the suite: a module
+that PyInstaller does not see (an import by name) shows up here, not in a user's hands.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from resources import APP_ICON_SIZES, APP_ID
 from tests.packaging.support import PACKAGING, REPO
 
 VECTORS = REPO.parent / "shared" / "vectors" / "status-go"
@@ -25,16 +27,14 @@ VECTORS = REPO.parent / "shared" / "vectors" / "status-go"
 @pytest.fixture(scope="module")
 def frozen(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """``dist/sottovoce/sottovoce`` built into a temporary folder (removed afterwards)."""
-    if importlib_missing("PyInstaller"):
+    if importlib_missing("PyInstaller") or shutil.which("bash") is None:
         pytest.skip("PyInstaller not installed (the dev extra)")
     work = tmp_path_factory.mktemp("pyinstaller")
     started = time.perf_counter()
-    result = subprocess.run(
-        [sys.executable, "-m", "PyInstaller", "--noconfirm", "--log-level", "WARN", "--distpath", str(work / "dist"),
-         "--workpath", str(work / "build"), str(PACKAGING / "sottovoce.spec")],
-        capture_output=True, text=True, cwd=str(REPO), timeout=600, check=False,
-    )
-    assert result.returncode == 0, result.stderr[-4000:]
+    env = {**os.environ, "PYTHON": sys.executable, "DIST": str(work / "dist"), "WORK": str(work / "build")}
+    result = subprocess.run(["bash", str(PACKAGING / "build.sh")], capture_output=True, text=True, cwd=str(REPO),
+                            env=env, timeout=600, check=False)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
     app = work / "dist" / "sottovoce"
     size_mb = sum(f.lstat().st_size for f in app.rglob("*") if f.is_file() and not f.is_symlink()) / 2**20
     print(f"\npyinstaller: one-folder build in {time.perf_counter() - started:.1f} s, {size_mb:.0f} MiB")
@@ -77,6 +77,16 @@ def test_frozen_app_finds_its_bundled_relay_and_zbar(frozen: Path) -> None:
     assert any(internal.glob("libzbar.so*"))
     assert (internal / "resources" / "icons" / "send.svg").is_file()
     assert (internal / "engine" / "identity" / "data").is_dir()
+
+
+def test_build_lays_out_what_a_package_installs(frozen: Path) -> None:
+    share = frozen.parent / "share"
+    app_id = APP_ID
+    assert (share / "applications" / f"{app_id}.desktop").read_bytes() == (PACKAGING / f"{app_id}.desktop").read_bytes()
+    assert (share / "metainfo" / f"{app_id}.metainfo.xml").is_file()
+    assert (share / "icons" / "hicolor" / "scalable" / "apps" / f"{app_id}.svg").is_file()
+    sizes = {p.parent.parent.name for p in (share / "icons" / "hicolor").glob(f"*/apps/{app_id}.png")}
+    assert sizes == {f"{n}x{n}" for n in APP_ICON_SIZES}
 
 
 def test_frozen_gui_smoke_shows_a_window(frozen: Path, tmp_path: Path) -> None:

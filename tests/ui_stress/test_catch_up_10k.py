@@ -2,9 +2,11 @@
 and relay while its window is live, without aborting and without freezing the Qt thread.
 
 PySide6 6.12.0 with qasync 0.28.0 dies here with ``Fatal Python error: none_dealloc`` in qasync's
-``timerEvent``; the receiving app therefore runs in a subprocess, so that an abort fails this test instead of
-killing pytest. The figures (``max_loop_gap_ms``, messages/s, total time) are printed, not asserted: the
-target is a longest loop gap under 100 ms (see the report of ``-s`` output).
+``timerEvent`` (3 of 3 runs with 6.12.0 in a venv of its own, inside the window's model updates and badge
+painting; none with the pinned 6.11.0); the receiving app therefore runs in a subprocess, so that an abort
+fails this test instead of killing pytest. The figures (``max_loop_gap_ms``, messages/s, total time) are
+printed (``-s``), not asserted: the target is a longest loop gap under 100 ms (tests/ui_stress/
+test_inbox_yields.py holds the engine to its share of that without timing anything).
 """
 
 from __future__ import annotations
@@ -35,11 +37,19 @@ def run_receiver(profile: Path, url: str, sender: str, count: int, *extra: str) 
         capture_output=True, text=True, env=env, cwd=str(REPO), timeout=RECEIVE_TIMEOUT_S + 60, check=False,
     )
     output = proc.stdout + proc.stderr
-    assert "Fatal Python error" not in output, f"the app aborted:\n{output[-4000:]}"
+    assert "Fatal Python error" not in output, f"the app aborted (exit {proc.returncode}):\n{_abort(output)}"
     assert proc.returncode == 0, f"the receiving app exited with {proc.returncode}:\n{output[-4000:]}"
     results = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
     assert results, output[-4000:]
     return json.loads(results[-1].removeprefix("RESULT ")), output
+
+
+def _abort(output: str) -> str:
+    """The fatal error line and the crashing thread's stack of a faulthandler dump (not the idle threads')."""
+    lines = output.splitlines()
+    fatal = [line for line in lines if line.startswith("Fatal Python error")]
+    current = next((i for i, line in enumerate(lines) if line.startswith("Current thread")), len(lines))
+    return "\n".join([*fatal, *lines[current:current + 25]])
 
 
 @requires_nats
@@ -51,11 +61,12 @@ def test_real_app_catches_up_10000_messages_with_a_live_window(nats_relay: Relay
     print(f"\nstress: {MESSAGES} messages sent in {prepared.send_s:.1f} s "
           f"({MESSAGES / prepared.send_s:.0f}/s) while the receiver was offline")
     print(f"stress: max_loop_gap_ms={result['max_loop_gap_ms']} messages_per_s={result['messages_per_s']} "
-          f"total_s={result['total_s']} (catch-up in the {result['window']} window; target gap < 100 ms)")
+          f"total_s={result['total_s']} (catch-up in the {result['window']} window, PySide6 {result['pyside6']}, "
+          f"qasync {result['qasync']}; target gap < 100 ms)")
     print(f"stress: p99 gap {result['p99_loop_gap_ms']} ms, gaps > 50 ms: {result['gaps_over_50ms']}, "
           f"> 100 ms: {result['gaps_over_100ms']} of {result['loop_turns']} turns; the longest came "
           f"{result['max_gap_at_s']} s in, {result['max_gap_envelopes']} envelopes processed in it; "
           f"whole test {time.perf_counter() - began:.1f} s")
     assert result["messages"] == MESSAGES
     assert result["window"] == "MainWindow"
-    print(f"stress: the chat list shows {result['chat_list_unread']} unread for {MESSAGES} messages")
+    assert result["chat_list_unread"] == MESSAGES
