@@ -265,7 +265,7 @@ def test_absurd_message_numbers_are_bounded(tmp_path: Path, nats_relay: RelayPro
     run(main(), 100)
 
 
-def test_forged_bundles_and_authors_change_nothing_for_honest_peers(tmp_path: Path,
+def test_forged_bundles_authors_and_chats_change_nothing_for_honest_peers(tmp_path: Path,
                                                                     nats_relay: RelayProcess) -> None:
     async def main() -> None:
         async with world(tmp_path, nats_relay.url) as w:
@@ -292,16 +292,25 @@ def test_forged_bundles_and_authors_change_nothing_for_honest_peers(tmp_path: Pa
                 envelopes += w.mallory_says("signed by someone else")
             finally:
                 app_messages.sign = real_sign
+            # a chat message to Alice whose chat id names Bob's chat (status-go's "from" of a 1:1 message)
+            real_key_id = app_messages.key_id
+            app_messages.key_id = lambda public_key: real_key_id(bob_id)
+            try:
+                envelopes += w.mallory_says("in Bob's chat")
+            finally:
+                app_messages.key_id = real_key_id
             await w.publish(envelopes)
             await w.bob_sends(["b1", "b2"])
             await w.shown_once_in_order("bob", ["b1", "b2"])
             await asyncio.sleep(1.0)
             assert {k for k in state.installations if k[0] == bob_id} == bob_installations
             assert "signed by someone else" not in w.shown("mallory")
+            assert [m.text for m in w.alice.messages("bob", limit=None)] == ["b1", "b2"]
             assert all(m.from_name in ("bob", "mallory") for m in w.on_alice.received)
             print(f"\nforged bundles and authors: Bob's installations unchanged, shown from Mallory "
                   f"{w.shown('mallory')}; rejections {w.alice.rejections}")
             assert w.alice.rejections.get("forged_author", 0) >= 1
+            assert w.alice.rejections.get("misdirected", 0) >= 1
 
     run(main(), 100)
 
@@ -334,3 +343,31 @@ def test_fake_installations_in_bundles_are_bounded(tmp_path: Path, nats_relay: R
             assert known <= 8 * MAX_ACTIVE_INSTALLATIONS
 
     run(main(), 100)
+
+
+def test_flood_of_valid_messages_from_a_contact(tmp_path: Path, nats_relay: RelayProcess) -> None:
+    """A contact may send as much as it likes (no per-sender rate limit exists): every message is stored and
+    shown once, honest peers are not starved, and the cost per message is measured."""
+    count = env_int("SOTTOVOCE_VALID_FLOOD", 20_000 if long_run() else 1_500)
+
+    async def main() -> None:
+        async with world(tmp_path, nats_relay.url) as w:
+            await w.publish(w.mallory_says("hello"))
+            await w.shown_once_in_order("mallory", ["hello"])
+            forged = [env for i in range(count) for env in w.mallory_says(f"flood {i}")]
+            before = (rss_bytes(), store_bytes(tmp_path / "alice"))
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            await w.publish(forged)
+            await w.bob_sends(["during the flood"])
+            await until(lambda: len(w.shown("mallory")) >= count + 1, 600, "the flood on Alice")
+            seconds = loop.time() - started
+            await w.shown_once_in_order("bob", ["during the flood"])
+            after = (rss_bytes(), store_bytes(tmp_path / "alice"))
+            assert collections.Counter(w.shown("mallory")) == collections.Counter(
+                ["hello", *(f"flood {i}" for i in range(count))])
+            print(f"\nvalid flood: {count} messages from one contact stored and shown in {seconds:.1f} s "
+                  f"({count / seconds:.0f}/s); RSS {(after[0] - before[0]) / 1e6:+.1f} MB, store "
+                  f"{(after[1] - before[1]) / count:+.0f} bytes per message")
+
+    run(main(), 1500 if long_run() else 110)
