@@ -7,6 +7,7 @@ that libFuzzer then grows. Seeds are genuine bytes, so the fuzzer starts past ev
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 from collections.abc import Callable, Iterator
@@ -156,9 +157,18 @@ def _codes() -> Iterator[bytes]:
 
 
 def _qr_images() -> Iterator[bytes]:
+    """PNGs of a contact code and a chat key, and the same as 1-bit BMP and GIF: formats without checksums,
+    so that mutations reach zbar and the code parser instead of stopping at pillow's CRC check."""
+    from PIL import Image
+
     texts = list(_code_texts())
-    yield qr_png(texts[0], scale=1, border=1)
-    yield qr_png(texts[-1], scale=2, border=2)
+    for png in (qr_png(texts[0], scale=1, border=1), qr_png(texts[-1], scale=2, border=2)):
+        yield png
+        image = Image.open(io.BytesIO(png)).convert("1")
+        for fmt in ("BMP", "GIF"):
+            out = io.BytesIO()
+            image.save(out, format=fmt)
+            yield out.getvalue()
 
 
 def _store_records() -> Iterator[bytes]:
@@ -208,6 +218,8 @@ def _receive_inputs() -> Iterator[bytes]:
         yield b"\x02" + data
     for inner in _alice_messages():
         yield b"\x03" + app.amm_type_of(inner).to_bytes(2, "big") + app.encode(inner)
+    for inner in _phone_messages():
+        yield b"\x04" + app.amm_type_of(inner).to_bytes(2, "big") + app.encode(inner)
     yield b"\x01" + pb.ProtocolMessage(public_message=b"hello").SerializeToString()
 
 
@@ -228,6 +240,20 @@ def _alice_messages() -> Iterator[Message]:
     yield app.chat_identity(clock=ms, display_name="alice_fuzz", description="d", customization_color=2)
     yield app.emoji_reaction(clock=ms, chat_id=chat, message_id="0x" + "11" * 32, emoji=1)
     yield app.sync_pair_installation(clock=ms, installation_id="x-installation", device_type="desktop", name="x")
+
+
+def _phone_messages() -> Iterator[Message]:
+    """What Bob's paired phone sends Bob: sync messages, and the copy of a chat message it sent Alice."""
+    live = live_engines()
+    ms = live.clock() // 1_000_000
+    alice = live.alice_state.identity.public
+    yield app.sync_pair_installation(clock=ms, installation_id=live.sibling.installation_id,
+                                     device_type="mobile", name="bob phone renamed")
+    yield app.sync_installation_contact(clock=ms, public_key=alice, state=app.PropagatedState(ms, 1, ms, 1),
+                                        nickname="al")
+    yield app.contact_request_decision(clock=ms, request_id=app.default_contact_request_id(alice), declined=False,
+                                       contact_id=app.key_id(alice))
+    yield app.chat_message(clock=ms, timestamp=ms, text="sent from the phone", chat_id=app.key_id(alice))
 
 
 SEEDS: dict[str, Callable[[], Iterator[bytes]]] = {

@@ -18,6 +18,7 @@ from engine.protocol.entropy import KeyPurpose
 from engine.protocol.serialization import ratchet_to_bytes
 from engine.protocol.state import ProtocolState, Table
 from engine.sessions.accounts import create_account
+from engine.sessions.core import SessionCore
 from engine.sessions.engine import SessionEngine
 from engine.simulation.entropy import SeededEntropy
 from engine.store.memory_store import MemorySessionStore, _Tables
@@ -117,11 +118,12 @@ class Installation:
     engine: SessionEngine
 
 
-def _install(name: str, clock: FixedClock) -> Installation:
+def _install(name: str, clock: FixedClock, phrase: str | None = None) -> tuple[Installation, str]:
     store = MemorySessionStore()
     entropy = SeededEntropy(f"fuzz-engine-{name}")
-    create_account(store, entropy, clock(), display_name=f"{name}_fuzz", device_name=name)
-    return Installation(name, store, SessionEngine(store, entropy, clock))
+    created = create_account(store, entropy, clock(), display_name=f"{name}_fuzz", device_name=name,
+                             recovery_phrase=phrase)
+    return Installation(name, store, SessionEngine(store, entropy, clock)), created.recovery_phrase
 
 
 def _flush(device: Installation) -> list[bytes]:
@@ -158,14 +160,17 @@ class LiveEngines:
     topic: str
     key: waku.EnvelopeKey
     """The content topic and key of Alice's last envelope to Bob (where a sealed fuzz payload goes)."""
+    sibling: SessionCore
+    """Bob's paired phone (same identity): its core seals sync messages to Bob's installation (copy it)."""
 
 
 @cache
 def live_engines() -> LiveEngines:
     """Alice and Bob talk until settled (contact request, replies), then Alice queues three more messages."""
     clock = FixedClock(T0)
-    alice, bob = _install("alice", clock), _install("bob", clock)
-    devices = [alice, bob]
+    (alice, _), (bob, phrase) = _install("alice", clock), _install("bob", clock)
+    phone, _ = _install("bob phone", clock, phrase)
+    devices = [alice, bob, phone]
     history: list[bytes] = []
 
     def settle() -> None:
@@ -173,13 +178,19 @@ def live_engines() -> LiveEngines:
             clock.now += SECOND
             from_alice = _flush(alice)
             history.extend(from_alice)
-            pending = from_alice + _flush(bob)
+            pending = from_alice + _flush(bob) + _flush(phone)
             if not pending:
                 return
             for data in pending:
                 _deliver(devices, data)
         raise RuntimeError("fixture conversation did not settle")
 
+    bob.engine.learn_bundle(phone.engine.own_bundle())
+    phone.engine.learn_bundle(bob.engine.own_bundle())
+    bob.engine.pair(phone.engine.installation_id)
+    settle()
+    phone.engine.pair(bob.engine.installation_id)
+    settle()
     alice.engine.send_contact_request(bob.engine.identity, "hello from the fuzzer")
     settle()
     bob.engine.accept_contact_request(alice.engine.identity)
@@ -196,7 +207,7 @@ def live_engines() -> LiveEngines:
     key = bob.engine.core.subscriptions()[envelope.content_topic]
     return LiveEngines(clock, alice.engine.account.identity.private, copy.deepcopy(alice.engine.core.state),
                        alice.store, bob.store, bob.store._live(), tuple(envelopes), tuple(history),
-                       envelope.content_topic, key)
+                       envelope.content_topic, key, copy.deepcopy(phone.engine.core))
 
 
 def fresh_identity(seed: str) -> KeyPair:

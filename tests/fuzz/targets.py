@@ -321,7 +321,8 @@ def _receive_path() -> OneInput:
     0: the raw ``WakuMessage`` bytes; 1: the Waku payload data (a ProtocolMessage or a segment), sealed and
     signed by Alice on her topic to Bob; 2: a plaintext Alice encrypts on her live session to Bob (datasync,
     AMMs); 3: ``AMM type (BE16) ‖ inner message``, which Alice signs, wraps in datasync and sends on the
-    session (chat messages, contact requests and updates, identities, reactions reach Bob's state machine).
+    session (chat messages, contact requests and updates, identities, reactions reach Bob's state machine);
+    4: the same from Bob's paired phone, so sync messages (pairing, synced contacts and decisions) count.
     After an envelope the transport or encryption layer rejected, Bob's store must be unchanged (but for the
     bundle advertisement that answers an undecryptable message). Returns Bob's events (for tests).
     """
@@ -341,7 +342,7 @@ def _receive_path() -> OneInput:
     def one_input(data: bytes) -> list[Event]:
         if not data:
             return []
-        mode, body = data[0] % 4, data[1:]
+        mode, body = data[0] % 5, data[1:]
         if mode == 3:
             if len(body) < 3:
                 return []
@@ -349,7 +350,20 @@ def _receive_path() -> OneInput:
             group = datasync.group_id(alice_public, bob_identity)
             body = datasync.wrap([datasync.DatasyncMessage(group, live.clock() // 10**9, amm)])
             mode = 2
-        if mode == 1:
+        if mode == 4:
+            if len(body) < 3:
+                return []
+            phone = copy.deepcopy(live.sibling)
+            amm = metadata.wrap(body[2:], int.from_bytes(body[:2], "big"), phone.account.identity.private).amm
+            group = datasync.group_id(bob_identity, bob_identity)
+            plaintext = datasync.wrap([datasync.DatasyncMessage(group, live.clock() // 10**9, amm)])
+            entropy = SeededEntropy(b"fuzz-phone")
+            message = phone.protocol.encrypt(bob_identity, plaintext, live.clock(), entropy, dh_fallback=False)
+            items = phone._envelope(bob_identity, message, live.clock(), entropy, None)
+            if len(items) != 1:
+                return []
+            envelope = items[0].waku_message
+        elif mode == 1:
             if len(body) > waku.MAX_DATA_LEN:
                 return []
             envelope = seal(body)
