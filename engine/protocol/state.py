@@ -17,6 +17,10 @@ BUNDLE_REFRESH_NS = 86_400_000 * 10**6
 """Own signed prekeys rotate after 24 h."""
 MAX_ACTIVE_INSTALLATIONS = 3
 """Per identity, messages are encrypted to at most this many installations (newest first)."""
+MAX_KNOWN_INSTALLATIONS = 16
+"""Per other account, installations kept: beyond this the oldest are forgotten (with their prekeys and
+sessions), so a peer's bundles cannot grow our state without bound. Only the newest three are ever written to,
+and a peer can only push out its own installations. Our own account's are all kept (pairing state)."""
 
 PeerKey = tuple[bytes, str]
 """``(compressed identity key, installation id)``."""
@@ -172,12 +176,34 @@ class ProtocolState:
             self.installations[key] = Installation(identity, installation_id, protocol_version, enabled,
                                                    timestamp)
             self.dirty.add((Table.INSTALLATIONS, key))
-            return True
+            if enabled:
+                self._forget_oldest_installations(identity)
+            return key in self.installations
         if known.timestamp < timestamp:
             known.timestamp = timestamp
             known.protocol_version = max(known.protocol_version, protocol_version)
             self.dirty.add((Table.INSTALLATIONS, key))
         return False
+
+    def _forget_oldest_installations(self, identity: bytes) -> None:
+        """Keep :data:`MAX_KNOWN_INSTALLATIONS` of another account's installations: the newest."""
+        known = [i for i in self.installations.values() if i.identity == identity]
+        if len(known) <= MAX_KNOWN_INSTALLATIONS:
+            return
+        known.sort(key=lambda i: (i.timestamp, i.installation_id))
+        for gone in known[:len(known) - MAX_KNOWN_INSTALLATIONS]:
+            key = (identity, gone.installation_id)
+            del self.installations[key]
+            self.dirty.add((Table.INSTALLATIONS, key))
+            if self.peer_prekeys.pop(key, None) is not None:
+                self.dirty.add((Table.PEER_PREKEYS, key))
+            for session_key in [k for k in self.sessions if k[1:] == key]:
+                del self.sessions[session_key]
+                self.dirty.add((Table.SESSIONS, session_key))
+            agreed = self.agreed_installations.get(identity)
+            if agreed is not None and gone.installation_id in agreed:
+                agreed.discard(gone.installation_id)
+                self.dirty.add((Table.SECRETS, identity))
 
     def set_installation_enabled(self, identity: bytes, installation_id: str, enabled: bool) -> None:
         installation = self.installations[(identity, installation_id)]

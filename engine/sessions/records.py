@@ -119,7 +119,10 @@ def _save(state: ProtocolState, writer: StoreWriter, table: Table, key: object) 
         return len(state.own_prekeys)
     if table is Table.PEER_PREKEYS:
         identity, installation_id = cast(PeerKey, key)
-        rows = state.peer_prekeys.get((identity, installation_id), [])
+        if (identity, installation_id) not in state.peer_prekeys:  # forgotten
+            writer.delete_record(table, peer_key(identity, installation_id))
+            return 1
+        rows = state.peer_prekeys[(identity, installation_id)]
         prekeys = pb.PeerPrekeysRecord(prekeys=[
             pb.PeerPrekeyRecord(public_key=r.public, version=r.version, timestamp=r.timestamp, expired=r.expired)
             for r in rows])
@@ -127,7 +130,10 @@ def _save(state: ProtocolState, writer: StoreWriter, table: Table, key: object) 
         return 1
     if table is Table.INSTALLATIONS:
         identity, installation_id = cast(PeerKey, key)
-        inst = state.installations[(identity, installation_id)]
+        inst = state.installations.get((identity, installation_id))
+        if inst is None:  # forgotten
+            writer.delete_record(table, peer_key(identity, installation_id))
+            return 1
         writer.put_record(table, peer_key(identity, installation_id), pb.InstallationRecord(
             protocol_version=inst.protocol_version, enabled=inst.enabled, timestamp=inst.timestamp,
             name=inst.name, device_type=inst.device_type, last_seen_ns=inst.last_seen_ns,
@@ -135,7 +141,10 @@ def _save(state: ProtocolState, writer: StoreWriter, table: Table, key: object) 
         return 1
     if table is Table.SESSIONS:
         bundle_id, identity, installation_id = cast(SessionKey, key)
-        session = state.sessions[(bundle_id, identity, installation_id)]
+        session = state.sessions.get((bundle_id, identity, installation_id))
+        if session is None:  # forgotten
+            writer.delete_record(table, session_key(bundle_id, identity, installation_id))
+            return 1
         writer.put_record(table, session_key(bundle_id, identity, installation_id), session_to_bytes(session))
         return 1
     identity = cast(bytes, key)  # Table.SECRETS

@@ -315,9 +315,6 @@ def test_forged_bundles_authors_and_chats_change_nothing_for_honest_peers(tmp_pa
     run(main(), 100)
 
 
-@pytest.mark.xfail(strict=True, reason="engine/protocol/state.py learn_installation keeps every installation a "
-                   "peer's signed bundles ever listed: no cap per identity (only MAX_ACTIVE_INSTALLATIONS limits "
-                   "whom we encrypt to), so one peer grows our state and store without bound")
 def test_fake_installations_in_bundles_are_bounded(tmp_path: Path, nats_relay: RelayProcess) -> None:
     async def main() -> None:
         async with world(tmp_path, nats_relay.url) as w:
