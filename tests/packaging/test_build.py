@@ -8,6 +8,7 @@ that PyInstaller does not see (an import by name) shows up here, not in a user's
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -18,7 +19,9 @@ from pathlib import Path
 
 import pytest
 
+from engine.transport.relay import RelayProcess
 from resources import APP_ICON_SIZES, APP_ID
+from tests.integration.nats_fixtures import nats_relay, requires_nats  # noqa: F401  (pytest fixture)
 from tests.packaging.support import PACKAGING, REPO
 
 VECTORS = REPO.parent / "shared" / "vectors" / "status-go"
@@ -77,6 +80,28 @@ def test_frozen_app_finds_its_bundled_relay_and_zbar(frozen: Path) -> None:
     assert any(internal.glob("libzbar.so*"))
     assert (internal / "resources" / "icons" / "send.svg").is_file()
     assert (internal / "engine" / "identity" / "data").is_dir()
+
+
+@requires_nats
+def test_frozen_app_chats_through_a_relay_after_reading_a_qr_code(frozen: Path, nats_relay: RelayProcess,  # noqa: F811
+                                                                  tmp_path: Path) -> None:
+    """Two profiles of the frozen CLI: a contact added from a QR image (pyzbar on the bundled libzbar), one
+    message through a relay on 127.0.0.1 and the whole engine."""
+    env = {"SOTTOVOCE_PASSPHRASE": "frozen test", "SOTTOVOCE_DATA_DIR": str(tmp_path / "data")}
+
+    def sv(profile: str, *args: str) -> str:
+        result = _run(frozen, "--profile", str(tmp_path / profile), "--transport", nats_relay.url, *args, env=env)
+        assert result.returncode == 0, f"sottovoce {' '.join(args)}: {result.stdout}{result.stderr}"
+        return result.stdout
+
+    sv("alice", "init", "--name", "alice")
+    sv("bob", "init", "--name", "bobby")
+    qr = tmp_path / "bob.png"
+    sv("bob", "code", "--qr", str(qr))
+    sv("alice", "contacts", "add", "--qr", str(qr), "--name", "bob")
+    sv("alice", "send", "bob", "hello from the frozen app")
+    received = json.loads(sv("bob", "listen", "--json", "--count", "1").strip().splitlines()[-1])
+    assert received["text"] == "hello from the frozen app" and received["pfs"] is True
 
 
 def test_build_lays_out_what_a_package_installs(frozen: Path) -> None:
