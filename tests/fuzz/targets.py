@@ -41,6 +41,10 @@ class StateChanged(AssertionError):
     """A rejected input changed state it must not touch (a finding)."""
 
 
+class StoreIncompatible(AssertionError):
+    """The memory store took a value the SQLCipher store cannot hold (a finding)."""
+
+
 @dataclass(frozen=True)
 class Target:
     """A fuzz target: ``make()`` builds its (cached) fixtures and returns the one-input function."""
@@ -315,16 +319,29 @@ def _engine_dump(tables: Any) -> tuple[object, ...]:
     return records, dict(tables.meta), dict(tables.messages)
 
 
-def _receive_path() -> OneInput:
-    """One input = one envelope to Bob's :class:`SessionEngine`; the first byte picks how deep it starts.
+SQLITE_INTEGER = range(-(1 << 63), 1 << 63)
 
-    0: the raw ``WakuMessage`` bytes; 1: the Waku payload data (a ProtocolMessage or a segment), sealed and
-    signed by Alice on her topic to Bob; 2: a plaintext Alice encrypts on her live session to Bob (datasync,
-    AMMs); 3: ``AMM type (BE16) ‖ inner message``, which Alice signs, wraps in datasync and sends on the
-    session (chat messages, contact requests and updates, identities, reactions reach Bob's state machine);
-    4: the same from Bob's paired phone, so sync messages (pairing, synced contacts and decisions) count.
-    After an envelope the transport or encryption layer rejected, Bob's store must be unchanged (but for the
-    bundle advertisement that answers an undecryptable message). Returns Bob's events (for tests).
+
+def check_storable(tables: Any) -> None:
+    """Every integer of the messages and outbox items the memory store took must fit a SQLite INTEGER, or the
+    SQLCipher store (the real one) raises ``OverflowError`` on the same step."""
+    for row in (*tables.messages.values(), *tables.outbox.values()):
+        for item in dataclasses.fields(row):
+            value = getattr(row, item.name)
+            if isinstance(value, int) and value not in SQLITE_INTEGER:
+                raise StoreIncompatible(f"{type(row).__name__}.{item.name} = {value} does not fit SQLite")
+
+
+@cache
+def receive_path_envelope() -> Callable[[bytes], bytes | None]:
+    """The receive-path target's input → the serialized envelope Bob gets (None: nothing to send).
+
+    The first byte picks how deep the input starts. 0: the raw ``WakuMessage`` bytes; 1: the Waku payload
+    data (a ProtocolMessage or a segment), sealed and signed by Alice on her topic to Bob; 2: a plaintext
+    Alice encrypts on her live session to Bob (datasync, AMMs); 3: ``AMM type (BE16) ‖ inner message``, which
+    Alice signs, wraps in datasync and sends on the session (chat messages, contact requests and updates,
+    identities, reactions reach Bob's state machine); 4: the same from Bob's paired phone, so sync messages
+    (pairing, synced contacts and decisions) count.
     """
     live = live_engines()
     alice_private = live.alice_private
@@ -333,26 +350,25 @@ def _receive_path() -> OneInput:
 
     def seal(data: bytes) -> bytes:
         padding = b"\x01" * waku.padding_length(len(data))
-        if isinstance(live.key, waku.SymmetricKey):
-            payload = waku.seal_symmetric(data, alice_private, live.key.key, padding=padding, nonce=GCM_NONCE)
-        else:
+        if not isinstance(live.key, waku.SymmetricKey):
             raise AssertionError("fixture envelope is expected on a negotiated (symmetric) topic")
+        payload = waku.seal_symmetric(data, alice_private, live.key.key, padding=padding, nonce=GCM_NONCE)
         return waku.build_message(payload, live.topic, live.clock()).to_bytes()
 
-    def one_input(data: bytes) -> list[Event]:
+    def envelope_for(data: bytes) -> bytes | None:
         if not data:
-            return []
+            return None
         mode, body = data[0] % 5, data[1:]
         if mode == 3:
             if len(body) < 3:
-                return []
+                return None
             amm = metadata.wrap(body[2:], int.from_bytes(body[:2], "big"), alice_private).amm
             group = datasync.group_id(alice_public, bob_identity)
             body = datasync.wrap([datasync.DatasyncMessage(group, live.clock() // 10**9, amm)])
             mode = 2
         if mode == 4:
             if len(body) < 3:
-                return []
+                return None
             phone = copy.deepcopy(live.sibling)
             amm = metadata.wrap(body[2:], int.from_bytes(body[:2], "big"), phone.account.identity.private).amm
             group = datasync.group_id(bob_identity, bob_identity)
@@ -360,19 +376,31 @@ def _receive_path() -> OneInput:
             entropy = SeededEntropy(b"fuzz-phone")
             message = phone.protocol.encrypt(bob_identity, plaintext, live.clock(), entropy, dh_fallback=False)
             items = phone._envelope(bob_identity, message, live.clock(), entropy, None)
-            if len(items) != 1:
-                return []
-            envelope = items[0].waku_message
-        elif mode == 1:
-            if len(body) > waku.MAX_DATA_LEN:
-                return []
-            envelope = seal(body)
-        elif mode == 2:
+            return items[0].waku_message if len(items) == 1 else None
+        if mode == 1:
+            return seal(body) if len(body) <= waku.MAX_DATA_LEN else None
+        if mode == 2:
             alice = EncryptionProtocol(copy.deepcopy(live.alice_state))
             message = alice.encrypt(bob_identity, body, live.clock(), SeededEntropy(b"fuzz-alice"))
-            envelope = seal(message.SerializeToString())
-        else:
-            envelope = body
+            return seal(message.SerializeToString())
+        return body
+    return envelope_for
+
+
+def _receive_path() -> OneInput:
+    """One input = one envelope to Bob's :class:`SessionEngine` (built by :func:`receive_path_envelope`).
+
+    After an envelope the transport or encryption layer rejected, Bob's store must be unchanged (but for the
+    bundle advertisement that answers an undecryptable message), and whatever the memory store took must fit
+    the SQLCipher store. Returns Bob's events (for tests).
+    """
+    live = live_engines()
+    envelope_for = receive_path_envelope()
+
+    def one_input(data: bytes) -> list[Event]:
+        envelope = envelope_for(data)
+        if envelope is None:
+            return []
         store = live.bob_store
         store._committed = live.bob_tables
         engine = SessionEngine(store, SeededEntropy(b"fuzz-bob"), live.clock)
@@ -399,6 +427,7 @@ def _receive_path() -> OneInput:
         if rejected and not any(accepted) and _engine_dump(store._committed) != before[0]:
             raise StateChanged(f"envelope rejected ({rejected[0]}) before decryption succeeded, "
                                "but Bob's store changed")
+        check_storable(store._committed)
         return events
     return one_input
 

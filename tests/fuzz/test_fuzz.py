@@ -19,7 +19,7 @@ from engine.errors import MalformedMessage, SottovoceError
 from .corpus import seeds
 from .fixtures import T0, live_engines, live_pair, state_dump
 from .run import Result, format_table, parse_output, run_target
-from .targets import TARGETS, StateChanged, is_known_open, run_one
+from .targets import TARGETS, StateChanged, is_known_open, receive_path_envelope, run_one
 
 REGRESSIONS = Path(__file__).resolve().parent / "regressions"
 
@@ -136,3 +136,30 @@ def test_receive_path_seeds_reach_bobs_state_machine() -> None:
     mutated = genuine[:-40] + bytes([genuine[-40] ^ 1]) + genuine[-39:]
     events = one_input(b"\x00" + mutated)
     assert isinstance(events, list) and any(isinstance(e, EnvelopeRejected) for e in events)
+
+
+def test_a_chat_timestamp_beyond_sqlite_integer_is_rejected_on_the_real_store(tmp_path: Path) -> None:
+    """Finding (receive_path): a peer's ChatMessage with timestamp 2^64-1 passed validation and the SQLCipher
+    store raised OverflowError inside the receive step, on every redelivery of the envelope."""
+    from engine.sessions.engine import SessionEngine
+    from engine.sessions.events import EnvelopeRejected, MessageReceived
+    from engine.simulation.entropy import SeededEntropy
+    from engine.store.database import Database
+    from engine.store.sqlcipher_store import SqlCipherSessionStore
+
+    live = live_engines()
+    store = SqlCipherSessionStore(Database.open(tmp_path / "bob.db", key=bytes(range(32)), create=True))
+    with store.transaction() as writer:  # Bob's committed state, moved to the real store
+        for kind, rows in live.bob_tables.records.items():
+            for key, value in rows.items():
+                writer.put_record(kind, key, value)
+        for name, data in live.bob_tables.meta.items():
+            writer.put_meta(name, data)
+    engine = SessionEngine(store, SeededEntropy(b"t"), live.clock)
+    envelope = receive_path_envelope()((REGRESSIONS / "receive_path" / "chat-timestamp-2p64-1").read_bytes())
+    assert envelope is not None
+    events = engine.receive(envelope)
+    assert [e.code for e in events if isinstance(e, EnvelopeRejected)] == ["timestamp_too_high"]
+    events = engine.receive(live.envelopes[-1])  # the store still works
+    assert [e.message.text for e in events if isinstance(e, MessageReceived)] == ["unread " * 40]
+    store.close()

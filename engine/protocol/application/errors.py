@@ -92,6 +92,13 @@ class TimestampZero(RejectedMessage):
     default_message = "timestamp can't be empty"
 
 
+class TimestampTooHigh(RejectedMessage):
+    """A timestamp no SQLite INTEGER holds (≥ 2^63 ms): status-go's store refuses such a uint64 as well."""
+
+    code = "timestamp_too_high"
+    default_message = "timestamp value too high"
+
+
 class EmptyText(RejectedMessage):
     code = "empty_text"
     default_message = "text can't be empty"

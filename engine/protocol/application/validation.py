@@ -48,6 +48,7 @@ from .errors import (
     RejectedMessage,
     SyncNotFromSelf,
     TextTooLong,
+    TimestampTooHigh,
     TimestampZero,
     UnknownContentType,
     UnknownMessageType,
@@ -59,6 +60,9 @@ AliasCheck = Callable[[str], bool]
 
 MAX_TEXT_RUNES = 4096
 MAX_FUTURE_DRIFT_MS = 120_000
+MAX_STORED_INT = (1 << 63) - 1
+"""The largest SQLite INTEGER: a received value the store keeps must not exceed it (go-sqlite3 refuses a
+uint64 with the high bit set, so status-go cannot store such a message either)."""
 DISPLAY_NAME_MIN, DISPLAY_NAME_MAX = 5, 24
 
 # AMM types the generated dispatcher skips: no handler, like any number the enum does not define
@@ -196,6 +200,8 @@ def validate_chat_message(message: ChatMessage, whisper_timestamp_ms: int, is_ge
     validate_clock(message.clock, whisper_timestamp_ms)
     if message.timestamp == 0:
         raise TimestampZero()
+    if message.timestamp > MAX_STORED_INT:
+        raise TimestampTooHigh()
     content = message.content_type
     image_without_text = content == _CT.IMAGE and message.text == ""
     if content not in (_CT.DISCORD_MESSAGE, _CT.BRIDGE_MESSAGE) and not image_without_text:
