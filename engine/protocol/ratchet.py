@@ -58,6 +58,10 @@ class RatchetState:
     keys_count: int = 0
     skipped: SkippedKeys = field(default_factory=dict)
 
+    def __repr__(self) -> str:  # the counters only: root, chain and message keys never reach a log
+        return (f"RatchetState(sent={self.sent}, received={self.received}, previous_sent={self.previous_sent}, "
+                f"skipped={len(self.skipped)})")
+
     @classmethod
     def initiator(cls, shared_key: bytes, ratchet_key: KeyPair, peer_signed_prekey: bytes) -> RatchetState:
         """State of the X3DH initiator: first remote ratchet key is the responder's SPK."""

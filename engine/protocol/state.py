@@ -96,6 +96,10 @@ class Session:
     def key(self) -> SessionKey:
         return (self.bundle_id, self.peer_identity, self.peer_installation)
 
+    def __repr__(self) -> str:  # no shared or ratchet key
+        return (f"Session(peer={self.peer_identity.hex()}, installation={self.peer_installation!r}, "
+                f"initiator={self.initiator}, created={self.created}, ratchet={self.ratchet!r})")
+
 
 @dataclass
 class ProtocolState:
@@ -113,6 +117,10 @@ class ProtocolState:
     session_counter_saved: int = 0
     """The counter as last written to the store (it is written only when it moved)."""
     dirty: set[tuple[Table, object]] = field(default_factory=set)
+
+    def __repr__(self) -> str:  # counts only: private keys, secrets and sessions stay out of logs
+        return (f"ProtocolState(installation_id={self.installation_id!r}, own_prekeys={len(self.own_prekeys)}, "
+                f"installations={len(self.installations)}, sessions={len(self.sessions)})")
 
     # --- own signed prekeys -----------------------------------------------------------------------------
 

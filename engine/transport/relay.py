@@ -40,6 +40,35 @@ from typing import IO, Any, Final
 
 from engine.transport.errors import RelayStartFailed, RelayVersionUnsupported
 
+PRIVATE_DIRECTORY: Final = 0o700
+PRIVATE_FILE: Final = 0o600
+SERVER_UMASK: Final = 0o077
+"""nats-server makes its store's folders and files under this umask: the envelopes and their metadata (topics,
+sizes, times) are readable by the relay's user only."""
+
+
+def _private_directory(path: Path) -> None:
+    """``path`` and its missing parents, made 0700 (an existing folder is left as it is)."""
+    missing = []
+    candidate = path.absolute()
+    while not candidate.exists():
+        missing.append(candidate)
+        candidate = candidate.parent
+    for folder in reversed(missing):
+        with contextlib.suppress(FileExistsError):  # another process made it meanwhile
+            folder.mkdir(mode=PRIVATE_DIRECTORY)
+            folder.chmod(PRIVATE_DIRECTORY)  # mkdir's mode passes through the umask
+
+
+def _private_open(path: Path, flags: int) -> int:
+    """A descriptor for ``path``, created 0600 when missing."""
+    return os.open(path, flags | os.O_CREAT, PRIVATE_FILE)
+
+
+def _write_private(path: Path, text: str) -> None:
+    with os.fdopen(_private_open(path, os.O_WRONLY | os.O_TRUNC), "w") as fh:
+        fh.write(text)
+
 log = logging.getLogger(__name__)
 
 LOOPBACK: Final = "127.0.0.1"
@@ -220,12 +249,15 @@ class RelayProcess:
 
     def start(self, *, detach: bool = False, ready_timeout: float = 15.0) -> None:
         """Start the server and wait until it answers; ``detach`` lets it outlive this process."""
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        self.config.store_dir.mkdir(parents=True, exist_ok=True)
+        _private_directory(self.workdir)
+        _private_directory(self.config.store_dir)
         conf_path = self.workdir / f"{self.config.server_name}.conf"
-        conf_path.write_text(json.dumps(self.config.to_dict(), indent=2))
+        _write_private(conf_path, json.dumps(self.config.to_dict(), indent=2))
         kwargs: dict[str, Any] = {"start_new_session": True} if detach and os.name != "nt" else {}
-        with open(self.workdir / f"{self.config.server_name}.log", "ab") as log_file:
+        if os.name != "nt":
+            kwargs["umask"] = SERVER_UMASK
+        log_path = self.workdir / f"{self.config.server_name}.log"
+        with os.fdopen(_private_open(log_path, os.O_WRONLY | os.O_APPEND), "ab") as log_file:
             try:
                 self.process = subprocess.Popen(
                     [str(self.binary), "-c", str(conf_path)],
@@ -300,8 +332,8 @@ else:
 @contextlib.contextmanager
 def _locked(path: Path, timeout: float = 30.0) -> Iterator[None]:
     """An exclusive inter-process lock on ``path`` (flock on POSIX, msvcrt on Windows)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+b") as fh:
+    _private_directory(path.parent)
+    with os.fdopen(_private_open(path, os.O_RDWR | os.O_APPEND), "a+b") as fh:
         deadline = time.monotonic() + timeout
         while True:
             try:
@@ -379,7 +411,8 @@ class EmbeddedRelay:
             relay.start(detach=True, ready_timeout=ready_timeout)
             self.started_here, self._process = True, relay
             tmp = self.port_file.with_suffix(".tmp")
-            tmp.write_text(
+            _write_private(
+                tmp,
                 json.dumps(
                     {
                         "port": config.port,
@@ -446,8 +479,8 @@ def relay_server_name(store: Path, port: int) -> str:
         if name:
             return name
     name = f"sottovoce-{socket.gethostname()}-{port}-{secrets.token_hex(2)}"
-    store.mkdir(parents=True, exist_ok=True)
-    path.write_text(name + "\n")
+    _private_directory(store)
+    _write_private(path, name + "\n")
     return name
 
 

@@ -383,12 +383,11 @@ def test_qr_images_written_on_request_keep_the_users_umask(scenario: Scenario) -
         assert stat.S_IMODE((scenario.out / png).stat().st_mode) == 0o644
 
 
-@pytest.mark.xfail(strict=True, reason="engine/transport/relay.py makes the embedded relay's folders (data folder, "
-                                       "JetStream store of every envelope, log, config, lock) with the umask: "
-                                       "0755/0644 under umask 022, readable by every user when the data folder is "
-                                       "not a default profile's 0700 parent")
 def test_the_embedded_relays_folder_is_private(scenario: Scenario) -> None:
-    folders = [scenario.data, *(p for p in scenario.data.rglob("*") if p.is_dir())]
-    loose = {str(p.relative_to(scenario.root)): oct(stat.S_IMODE(p.stat().st_mode)) for p in folders
+    """The embedded relay's folders (data folder, JetStream store of every envelope) and files (log, config,
+    lock, port file, nats-server's own store files) are the user's only, whatever the umask (022 here)."""
+    entries = [scenario.data, *scenario.data.rglob("*")]
+    loose = {str(p.relative_to(scenario.root)): oct(stat.S_IMODE(p.stat().st_mode)) for p in entries
              if stat.S_IMODE(p.stat().st_mode) & 0o077}
     assert loose == {}
+    assert any(p.is_file() for p in entries) and any(p.is_dir() for p in entries[1:])
