@@ -17,6 +17,7 @@ $SUDO apt-get install -y --no-install-recommends \
     desktop-file-utils appstream xvfb xauth
 PYTHON="${PYTHON:-python3}"
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
-.venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install --quiet -e ".[dev]"
+# Exact versions from requirements.lock (the audited set; regenerate with tests/security/lock.sh).
+.venv/bin/python -m pip install --quiet -c requirements.lock --upgrade pip
+.venv/bin/python -m pip install --quiet -c requirements.lock -e ".[dev]"
 echo "installed: run '.venv/bin/sottovoce gui' or './test.sh'"
