@@ -46,6 +46,8 @@ class MessageDelegate(QStyledItemDelegate):
         self._model = model
         self._devices = device_names
         self._own = own_installation
+        self._sizes: dict[tuple[str, int, DeliveryState], QSize] = {}
+        """size hints by (message id, view width, state): a view of thousands of rows lays out in linear time"""
 
     def _footer(self, m: ChatMessage) -> str:
         parts = [datetime.fromtimestamp(m.timestamp_ms / 1000).strftime("%H:%M")]
@@ -78,8 +80,14 @@ class MessageDelegate(QStyledItemDelegate):
             return QSize(option.rect.width(), 40)
         if not isinstance(row, ChatMessage):
             return QSize(0, 0)
-        _, bubble, _, _ = self._layout(option, row)
-        return QSize(option.rect.width(), bubble.height() + 6)
+        key = (row.id, option.rect.width(), row.state)
+        cached = self._sizes.get(key)
+        if cached is None:
+            if len(self._sizes) > 50_000:
+                self._sizes.clear()
+            _, bubble, _, _ = self._layout(option, row)
+            cached = self._sizes[key] = QSize(option.rect.width(), bubble.height() + 6)
+        return cached
 
     def paint(self, painter: QPainter, option: QStyleOptionViewItem,
               index: QModelIndex | QPersistentModelIndex) -> None:
@@ -235,6 +243,8 @@ class ChatView(QWidget):
         self.list.setUniformItemSizes(False)
         self.list.setWordWrap(True)
         self.list.setResizeMode(QListView.ResizeMode.Adjust)
+        self.list.setLayoutMode(QListView.LayoutMode.Batched)  # lays out rows in batches, between events
+        self.list.setBatchSize(200)
         self.list.verticalScrollBar().valueChanged.connect(self._scrolled)
         layout.addWidget(self.list, 1)
 
