@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QRect, QRectF, QSize, Qt, Signal
+from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QRect, QRectF, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QFontMetrics, QKeyEvent, QKeySequence, QPainter, QShortcut
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -267,6 +267,11 @@ class ChatView(QWidget):
         self._at_bottom = True
         self._answered = False
         self._unsecured = False
+        self._follow = True
+        self._scroll_timer = QTimer(self)
+        self._scroll_timer.setSingleShot(True)
+        self._scroll_timer.setInterval(0)
+        self._scroll_timer.timeout.connect(self.list.scrollToBottom)
 
     def show_chat(self, chat_key: str, name: str, ring: tuple[tuple[int, int], ...], verified: bool,
                   messages: list[ChatMessage]) -> None:
@@ -306,12 +311,16 @@ class ChatView(QWidget):
             self.banner.hide()
 
     def add_message(self, message: ChatMessage, name: str) -> None:
-        bar = self.list.verticalScrollBar()
-        at_bottom = bar.value() >= bar.maximum() - 40
+        """Append a message; the view follows it down when it was at the bottom (or the message is mine),
+        scrolling once per loop turn: a burst is laid out once, not once per message."""
+        if not self._scroll_timer.isActive():
+            bar = self.list.verticalScrollBar()
+            self._follow = bar.value() >= bar.maximum() - 40
         if self.model.append(message):
             self.update_banner(name, message)
-            if at_bottom or message.direction == Direction.OUT:
-                self.list.scrollToBottom()
+            if self._follow or message.direction == Direction.OUT:
+                self._follow = True
+                self._scroll_timer.start()
 
     def prepend(self, older: list[ChatMessage]) -> None:
         bar = self.list.verticalScrollBar()
