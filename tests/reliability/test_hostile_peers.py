@@ -34,7 +34,7 @@ from engine.crypto.keys import KeyPair
 from engine.messenger import Direction, Messenger
 from engine.protocol.bundle import Bundle, SignedPreKey
 from engine.protocol.ratchet import MAX_MESSAGE_KEYS_PER_SESSION, MAX_SKIP
-from engine.protocol.state import MAX_ACTIVE_INSTALLATIONS
+from engine.protocol.state import MAX_KNOWN_INSTALLATIONS
 from engine.protocol.waku import MAX_MESSAGE_SIZE, WakuMessage, build_message
 from engine.store.sqlcipher_store import SqlCipherSessionStore
 from engine.transport.nats import topic_subject
@@ -337,7 +337,7 @@ def test_fake_installations_in_bundles_are_bounded(tmp_path: Path, nats_relay: R
             known = sum(1 for k in state.installations if k[0] == mallory_id)
             print(f"\nfake installations: Mallory announced 900, Alice keeps {known}; store "
                   f"{(store_bytes(tmp_path / 'alice') - size_before) / 1e3:+.0f} kB")
-            assert known <= 8 * MAX_ACTIVE_INSTALLATIONS
+            assert known <= MAX_KNOWN_INSTALLATIONS
 
     run(main(), 100)
 
