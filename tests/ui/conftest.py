@@ -32,6 +32,11 @@ def qloop(qapp: QApplication) -> Iterator[asyncio.AbstractEventLoop]:
     try:
         yield loop
     finally:
+        leftover = [t for t in asyncio.all_tasks(loop) if not t.done()]  # e.g. a closed NATS client's own tasks
+        for task in leftover:
+            task.cancel()
+        if leftover:
+            loop.run_until_complete(asyncio.gather(*leftover, return_exceptions=True))
         asyncio.set_event_loop(None)
         loop.close()
 
