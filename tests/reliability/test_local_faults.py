@@ -213,12 +213,18 @@ def _scribble(db: Path) -> None:
     db.write_bytes(bytes(data))
 
 
+def _truncate_profile_file(db: Path) -> None:
+    profile = db.with_name("profile.json")
+    os.truncate(profile, profile.stat().st_size // 2)
+
+
 @pytest.mark.parametrize(("damage", "line"), [
     (_truncate_half, "sottovoce: the message database is damaged"),
     (_truncate_header, "sottovoce: the message database cannot be read: it is not a Sottovoce database or it is "
                        "damaged"),
     (_scribble, "sottovoce: the message database is damaged"),
-], ids=["truncated-half", "truncated-header", "corrupted-pages"])
+    (_truncate_profile_file, "sottovoce: the profile description file is damaged"),
+], ids=["truncated-half", "truncated-header", "corrupted-pages", "truncated-profile-json"])
 def test_damaged_database_then_restored(cli: Cli, tmp_path: Path, damage: object, line: str) -> None:
     alice = tmp_path / "alice"
     setup(cli, alice, tmp_path / "bob")
