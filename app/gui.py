@@ -28,6 +28,7 @@ import argparse
 import asyncio
 import json
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -274,8 +275,10 @@ async def _run(controller: AppController, smoke: bool) -> int:
             print(f"window_ms={elapsed_ms()}", flush=True)
             return 0
         quit_event = asyncio.Event()
-        app.aboutToQuit.connect(quit_event.set)
         app.lastWindowClosed.connect(quit_event.set)  # type: ignore[attr-defined]
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):  # Ctrl-C or a session logout: close cleanly, no traceback
+            signal.signal(sig, lambda _signum, _frame: loop.call_soon_threadsafe(quit_event.set))
         await quit_event.wait()
         return 0
     except SottovoceError as exc:

@@ -250,7 +250,7 @@ class MainWindow(QMainWindow):
             show = QAction("Show Sottovoce", self)
             show.triggered.connect(self.showNormal)
             quit_ = QAction("Quit", self)
-            quit_.triggered.connect(QApplication.quit)
+            quit_.triggered.connect(QApplication.closeAllWindows)  # the app ends after its last window
             menu.addAction(show)
             menu.addAction(quit_)
             self.tray.setContextMenu(menu)
