@@ -8,7 +8,7 @@ from datetime import datetime
 from pathlib import Path
 
 from PySide6.QtCore import QSettings, Qt
-from PySide6.QtGui import QGuiApplication
+from PySide6.QtGui import QGuiApplication, QShowEvent
 from PySide6.QtWidgets import (
     QCheckBox,
     QFileDialog,
@@ -98,7 +98,11 @@ class IdentityPage(QWidget):
         right.addStretch(1)
         layout.addLayout(right)
         layout.addStretch(1)
-        self.refresh()
+
+    def showEvent(self, event: QShowEvent) -> None:
+        if not self.qr.png:  # drawn when first shown: two QR codes cost ~0.2 s the main window need not wait for
+            self.refresh()
+        super().showEvent(event)
 
     def refresh(self) -> None:
         try:
