@@ -14,7 +14,7 @@ $SUDO apt-get install -y --no-install-recommends \
     libegl1 libgl1 libxkbcommon0 libxkbcommon-x11-0 libfontconfig1 libdbus-1-3 \
     libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-shape0 libxcb-xinerama0 libxcb-randr0 \
     libxcb-render-util0 libxcb-image0 libglib2.0-0 \
-    libpulse0 desktop-file-utils appstream xvfb xauth
+    libpulse0 fonts-noto-color-emoji desktop-file-utils appstream xvfb xauth
 PYTHON="${PYTHON:-python3}"
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 # Exact versions from requirements.lock (the audited set; regenerate with tests/security/lock.sh).
