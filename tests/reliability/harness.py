@@ -28,6 +28,8 @@ from tests.integration.nats_fixtures import CUSTODY, PASSPHRASE, create_messenge
 REPO = Path(__file__).resolve().parents[2]
 ALICE = ("a1", "a2")
 PEER_OF = {"a1": "bob", "a2": "bob", "bob": "alice"}
+STOP_TIMED_OUT = -1000
+"""What :meth:`PeerProcess.stop` returns for a process that did not stop on SIGTERM in time."""
 
 
 def long_run() -> bool:
@@ -90,6 +92,8 @@ class PeerProcess:
         self.lifetimes = 0
         self.killed = 0
         self.self_killed = 0
+        self.armed = False
+        """The running process has a crash point that may still fire (even while it stops)."""
 
     def start(self, crash: str | None = None) -> None:
         env = {**os.environ, "SOTTOVOCE_PASSPHRASE": PASSPHRASE, "PYTHONPATH": str(REPO),
@@ -97,6 +101,7 @@ class PeerProcess:
         env.pop("SOTTOVOCE_TEST_CRASH", None)
         if crash:
             env["SOTTOVOCE_TEST_CRASH"] = crash
+        self.armed = bool(crash)
         with self.stderr.open("ab") as err:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "tests.reliability.peer", str(self.profile), "--relay", self.url,
@@ -128,17 +133,20 @@ class PeerProcess:
         self.killed += 1
 
     def stop(self, timeout: float = 30.0) -> int:
-        """SIGTERM, and wait for a clean exit (SIGKILL after ``timeout``)."""
+        """SIGTERM, and wait for a clean exit (SIGKILL after ``timeout``); 0 also when an armed crash point fired."""
         if self.process is None:
             return 0
-        self.process.send_signal(signal.SIGTERM)
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
         try:
             code = self.process.wait(timeout)
         except subprocess.TimeoutExpired:
             self.process.kill()
-            code = self.process.wait()
+            self.process.wait()
+            self.process = None
+            return STOP_TIMED_OUT
         self.process = None
-        return code
+        return 0 if code == -signal.SIGKILL and self.armed else code
 
     def status(self) -> dict[str, Any] | None:
         try:
@@ -182,7 +190,9 @@ def complete(peers: dict[str, PeerProcess], sent: dict[str, int]) -> bool:
             "bob": {"OUT": sent["bob"], "IN": sent["a1"] + sent["a2"], "OUT_COPY": 0}}
     for name, p in peers.items():
         s = p.status()
-        if s is None or not p.alive or s["queued"] or any(s["counts"][k] != v for k, v in want[name].items()):
+        if s is None or not p.alive or p.process is None or s["pid"] != p.process.pid:
+            return False  # not written by the running process (a restarted one may still be starting)
+        if s["queued"] or any(s["counts"][k] != v for k, v in want[name].items()):
             return False
     return True
 
