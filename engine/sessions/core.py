@@ -697,9 +697,7 @@ class SessionCore:
             if out.message_id and sender != self.identity:
                 step.delivered.append(out.message_id)
         if payload.messages:
-            pending = self.acks.get(sender) or PendingAcks((), now_ns)
-            for message in payload.messages:
-                pending = pending.adding(message.id)
+            pending = (self.acks.get(sender) or PendingAcks((), now_ns)).adding(*(m.id for m in payload.messages))
             self.acks[sender] = pending
             step.records.append((DATASYNC_ACKS, sender, pending.to_bytes()))
             self._due(pending.due_ns)

@@ -95,8 +95,11 @@ class PendingAcks:
             return self.since_ns
         return self.since_ns + ACK_DELAY_NS
 
-    def adding(self, mvds_id: bytes) -> PendingAcks:
-        return self if mvds_id in self.ids else PendingAcks((*self.ids, mvds_id), self.since_ns)
+    def adding(self, *mvds_ids: bytes) -> PendingAcks:
+        """These ids too, each once, in order (one copy for all: a payload may carry thousands)."""
+        known = set(self.ids)
+        new = [i for i in dict.fromkeys(mvds_ids) if i not in known]
+        return PendingAcks((*self.ids, *new), self.since_ns) if new else self
 
     def to_bytes(self) -> bytes:
         return pb.DatasyncAcksRecord(ids=self.ids, since_ns=self.since_ns).SerializeToString(deterministic=True)

@@ -165,10 +165,6 @@ def test_a_chat_timestamp_beyond_sqlite_integer_is_rejected_on_the_real_store(tm
     store.close()
 
 
-@pytest.mark.xfail(strict=True, reason="engine/sessions/datasync_state.py PendingAcks.adding copies the whole tuple "
-                   "(and scans it) for every MVDS message received, so one envelope of n messages costs O(n^2): "
-                   "a 480 KB envelope of 50,000 empty messages keeps Bob's receive busy for ~56 s (a hang by the "
-                   "fuzz oracle's 10 s timeout). Not the fuzz suite's file: the lead's to fix.")
 def test_acknowledging_the_messages_of_one_envelope_is_linear(monkeypatch: pytest.MonkeyPatch) -> None:
     """Found by probing the receive-path target with large inputs (libFuzzer's -max_len keeps inputs small).
 
