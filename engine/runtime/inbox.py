@@ -52,6 +52,10 @@ that a catch-up would hold the loop (and a Qt window on it) for as long as the r
 one burst of about 30 ms."""
 
 
+class _StoreFailed(Exception):
+    """A burst could not be committed (disk full...): the round ends and the burst is read again."""
+
+
 class Inbox:
     """Runs until cancelled. :attr:`caught_up` is set while every subscribed topic is being followed live."""
 
@@ -128,9 +132,10 @@ class Inbox:
                 backoff = 0.2
             except TransportClosed:
                 raise
-            except TransportError as exc:
+            except (TransportError, _StoreFailed) as exc:
+                # The position is that of the last burst committed: the next round reads again from there.
                 self._set_caught_up(False)
-                log.debug("inbox interrupted (%s); resuming", exc.code)
+                log.debug("inbox interrupted (%s); resuming", exc)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF_S)
 
@@ -195,10 +200,10 @@ class Inbox:
                     with self.engine.store.transaction() as writer:
                         writer.set_cursor(*cursor)
                     self._echoes_in_a_row = 0
-        except SottovoceError as exc:  # the store failed (disk full...): the envelopes are read again next start
+        except SottovoceError as exc:  # the store failed (disk full...): nothing of the burst was committed
             self.failures[exc.code] += len(burst)
-            log.warning("could not process %d envelope(s): %s", len(burst), exc.code)
-            return
+            log.warning("could not process %d envelope(s): %s; reading them again", len(burst), exc.code)
+            raise _StoreFailed(exc) from exc
         before = self.processed
         self.processed += len(burst)
         if not self.caught_up.is_set() and before // PROGRESS_EVERY != self.processed // PROGRESS_EVERY:

@@ -307,9 +307,6 @@ def test_disk_full_while_listening_loses_nothing_across_a_restart(tmp_path: Path
     assert sorted(shown) == ["after", "before", "during"], shown
 
 
-@pytest.mark.xfail(strict=True, reason="engine/runtime/inbox.py Inbox._process: a burst the store could not commit "
-                   "(DiskFull) is skipped and the live position moves past it, so a message that came while the "
-                   "disk was full is shown only after a restart, not once the disk has room again")
 def test_disk_full_while_listening_recovers_without_a_restart(tmp_path: Path, small_disk: Path,
                                                               nats_relay: RelayProcess) -> None:
     shown = _disk_full_while_listening(tmp_path, small_disk, nats_relay.url, restart=False)
