@@ -3,8 +3,8 @@ missing keyring, a wrong or absent passphrase, a truncated or corrupted database
 permission. Each gives exactly one line on stderr (``sottovoce: ...``, exit code 1, no traceback), leaves what
 was stored untouched, and once the cause is removed the next command works and nothing earlier is lost.
 
-A disk that fills while a Messenger is running and receiving loses nothing either: what came meanwhile is shown
-after a restart; a strict xfail records that it is not shown as soon as the disk has room again.
+A disk that fills while a Messenger is running and receiving loses nothing either: what came meanwhile is shown,
+once, as soon as the disk has room again, and a restart in between shows it once too.
 
 The full disk is a tmpfs mounted by the test (root, as in CI); the folder without write permission is enforced
 on root by running the command with CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH and CAP_FOWNER dropped (``setpriv``).
