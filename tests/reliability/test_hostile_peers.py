@@ -357,14 +357,18 @@ def test_flood_of_valid_messages_from_a_contact(tmp_path: Path, nats_relay: Rela
             started = loop.time()
             await w.publish(forged)
             await w.bob_sends(["during the flood"])
+            bob_sent = loop.time()
             await until(lambda: len(w.shown("mallory")) >= count + 1, 600, "the flood on Alice")
             seconds = loop.time() - started
             await w.shown_once_in_order("bob", ["during the flood"])
+            bob_at = next(t for m, t in zip(w.on_alice.received, w.on_alice.received_at, strict=True)
+                          if m.text == "during the flood")
             after = (rss_bytes(), store_bytes(tmp_path / "alice"))
             assert collections.Counter(w.shown("mallory")) == collections.Counter(
                 ["hello", *(f"flood {i}" for i in range(count))])
             print(f"\nvalid flood: {count} messages from one contact stored and shown in {seconds:.1f} s "
                   f"({count / seconds:.0f}/s); RSS {(after[0] - before[0]) / 1e6:+.1f} MB, store "
-                  f"{(after[1] - before[1]) / count:+.0f} bytes per message")
+                  f"{(after[1] - before[1]) / count:+.0f} bytes per message; Bob's message sent right after the "
+                  f"flood was shown {bob_at - bob_sent:.1f} s later (it queues behind the flood)")
 
     run(main(), 1500 if long_run() else 110)
