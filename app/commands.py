@@ -21,6 +21,7 @@ from app import config
 from engine.messenger import (
     DEFAULT_CONTACT_REQUEST_TEXT,
     ChatMessage,
+    ConnectionState,
     Contact,
     Direction,
     MessageReceived,
@@ -289,6 +290,22 @@ async def _history(m: Messenger, args: argparse.Namespace) -> int:
     return 0
 
 
+async def _status(m: Messenger, args: argparse.Namespace) -> int:
+    """The relay connection and the outbox: exit 0 when connected, 1 when the relay cannot be reached now."""
+    await m.start()
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + args.timeout
+    while m.connection_state is not ConnectionState.CONNECTED and loop.time() < deadline:
+        await asyncio.sleep(0.05)
+    state = m.connection_state.value
+    if args.json:
+        _out(json.dumps({"relay": m.transport_url, "state": state, "queued": m.queued}))
+    else:
+        _out(f"relay: {m.transport_url} ({state})")
+        _out(f"queued: {m.queued} envelope(s) waiting for the relay")
+    return 0 if m.connection_state is ConnectionState.CONNECTED else 1
+
+
 async def _sync(m: Messenger, args: argparse.Namespace) -> int:
     await m.start()
     try:
@@ -431,6 +448,11 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser],
     p.add_argument("--json", action="store_true", help="one JSON object per line, as listen --json")
     p.add_argument("--limit", type=int, metavar="N", help="only the newest N messages")
     p.set_defaults(handler=_with_messenger(_history))
+
+    p = commands.add_parser("status", parents=[common], help="relay connection state and queued envelopes")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--timeout", type=float, default=3.0, metavar="S", help="how long to try connecting")
+    p.set_defaults(handler=_with_messenger(_status))
 
     p = commands.add_parser("sync", parents=[common], help="process everything pending, publish the outbox, exit")
     p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, metavar="S")

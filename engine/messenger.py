@@ -322,6 +322,11 @@ class Messenger:
         return self._transport.state if self._transport is not None else ConnectionState.DISCONNECTED
 
     @property
+    def queued(self) -> int:
+        """Envelopes in the outbox, waiting for the relay to acknowledge them (messages, acks, bundles)."""
+        return len(self._store.outbox())
+
+    @property
     def rejections(self) -> dict[str, int]:
         """Envelopes and messages dropped so far, by error code (malformed, undecryptable, not for us...)."""
         return dict(self._engine.rejections)

@@ -154,3 +154,25 @@ def test_cli_user_errors_are_one_line(tmp_path: Path, env: dict[str, str]) -> No
         assert result.stderr.startswith("sottovoce: ") and result.stderr.count("\n") == 1, (args, result.stderr)
     wrong = sottovoce({**env, "SOTTOVOCE_PASSPHRASE": "wrong"}, *profile, "whoami", ok=False)
     assert wrong.returncode == 1 and wrong.stderr.strip() == "sottovoce: wrong passphrase"
+
+
+def test_cli_status_shows_the_connection_and_the_queue(tmp_path: Path, env: dict[str, str], relay: str) -> None:
+    gone = f"nats://127.0.0.1:{free_port()}"  # nothing listens there
+    a = ["--profile", str(tmp_path / "a"), "--transport", relay]
+    a_down = ["--profile", str(tmp_path / "a"), "--transport", gone]
+    b = ["--profile", str(tmp_path / "b"), "--transport", relay]
+    sottovoce(env, *a, "init", "--name", "alice")
+    sottovoce(env, *b, "init", "--name", "bobby")
+    sottovoce(env, *a, "contacts", "add", "--code", sottovoce(env, *b, "code").stdout.strip(), "--name", "bob")
+    assert sottovoce(env, *a, "sync", "--timeout", "20").stdout.strip() == "synced"
+
+    up = json.loads(sottovoce(env, *a, "status", "--json").stdout)
+    assert up == {"relay": relay, "state": "connected", "queued": 0}
+
+    sent = sottovoce(env, *a_down, "send", "bob", "not while the relay is away", "--timeout", "2", ok=False)
+    assert sent.returncode == 1 and len(sent.stderr.splitlines()) == 1  # refused before anything is queued
+    down = sottovoce(env, *a_down, "status", "--timeout", "1", ok=False)
+    assert down.returncode == 1 and down.stderr == ""
+    assert down.stdout.splitlines() in (
+        [f"relay: {gone} ({state})", "queued: 0 envelope(s) waiting for the relay"]
+        for state in ("connecting", "reconnecting"))
