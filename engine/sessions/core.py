@@ -75,7 +75,7 @@ from .events import (
     ProfileChanged,
 )
 from .peers import PEERS, AddressEntry, Peer
-from .records import Account, load_account, load_state
+from .records import Account, load_account, load_state, stored_uint64
 
 CHAT_CLOCKS = "chat_clocks"
 """Record kind: the Lamport clock of each 1:1 chat (key = the peer's C(IK))."""
@@ -184,8 +184,8 @@ class SessionCore:
         account = load_account(store)
         if account is None:
             raise NoAccount()
-        clocks = {key: int.from_bytes(value, "big") for key, value in store.records(CHAT_CLOCKS)}
-        advertised = {key: int.from_bytes(value, "big") for key, value in store.records(ADVERTISED)}
+        clocks = {key: stored_uint64(value, "chat clock") for key, value in store.records(CHAT_CLOCKS)}
+        advertised = {key: stored_uint64(value, "advertisement time") for key, value in store.records(ADVERTISED)}
         peers = {key: Peer.from_bytes(value) for key, value in store.records(PEERS)}
         outgoing = {key: Outgoing.from_bytes(value) for key, value in store.records(DATASYNC_OUT)}
         acks = {key: PendingAcks.from_bytes(value) for key, value in store.records(DATASYNC_ACKS)}

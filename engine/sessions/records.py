@@ -218,12 +218,15 @@ def load_state(store: StoreReader, account: Account) -> ProtocolState:
 
 def _session_counter(data: bytes | None) -> int:
     """The stored session counter: 8 bytes big-endian, as :func:`save_dirty` writes it, with room to grow."""
-    if data is None:
-        return 0
-    counter = int.from_bytes(data, "big")
-    if len(data) != 8 or counter >= 1 << 63:
-        raise MalformedMessage("stored session counter is corrupted")
-    return counter
+    return 0 if data is None else stored_uint64(data, "session counter")
+
+
+def stored_uint64(data: bytes, what: str) -> int:
+    """A counter or clock stored as 8 bytes big-endian and below 2^63 (SQLite's integers), else corrupted."""
+    value = int.from_bytes(data, "big")
+    if len(data) != 8 or value >= 1 << 63:
+        raise MalformedMessage(f"stored {what} is corrupted")
+    return value
 
 
 def parse_record(record: _Record, data: bytes, what: str) -> _Record:

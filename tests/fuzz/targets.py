@@ -25,7 +25,7 @@ from engine.protocol.application.segmentation import Reassembler, parse_segment
 from engine.protocol.application.validation import ReceiveContext, validate
 from engine.protocol.bundle import Bundle
 from engine.protocol.encryption import EncryptionProtocol
-from engine.sessions.core import ADVERTISED, CHAT_CLOCKS, SessionCore
+from engine.sessions.core import ADVERTISED, SessionCore
 from engine.sessions.engine import SessionEngine
 from engine.sessions.events import EnvelopeRejected, Event
 from engine.sessions.records import save_dirty
@@ -434,15 +434,7 @@ def _receive_path() -> OneInput:
     return one_input
 
 
-def _long_chat_clock(data: bytes) -> bool:
-    if len(data) < 2 or STORE_KINDS[data[0] % len(STORE_KINDS)] != CHAT_CLOCKS:
-        return False
-    return len(data) - 2 - data[1] > 8
-
-
-KNOWN_OPEN: dict[str, Callable[[bytes], bool]] = {
-    "store_state": _long_chat_clock,  # regressions/store_state/chat-clock-9-bytes: core.py, strict xfail
-}
+KNOWN_OPEN: dict[str, Callable[[bytes], bool]] = {}
 """Open findings in code this suite does not fix (each has a strict-xfail regression input): the fuzzer skips
 inputs of that shape so that it keeps looking for new ones; the replay in ``test_fuzz.py`` does not skip them."""
 
