@@ -530,13 +530,18 @@ def read_code_from_image(data: bytes, now_ns: int) -> ContactCodeInfo | PairingC
     Raises :class:`UnreadableImage`, :class:`NoQrCodeFound`, or, when no QR code holds a valid code, the
     error of the first one that looks like a Sottovoce code or chat key (else :class:`UnrecognizedCode`).
     """
+    return read_code_text_from_image(data, now_ns)[1]
+
+
+def read_code_text_from_image(data: bytes, now_ns: int) -> tuple[str, ContactCodeInfo | PairingCodeInfo]:
+    """:func:`read_code_from_image`, with the text of the QR code that held it."""
     texts = decode_qr_image(data)
     if not texts:
         raise NoQrCodeFound()
     errors: list[CodeError] = []
     for text in texts:
         try:
-            return parse_code(text, now_ns)
+            return text, parse_code(text, now_ns)
         except CodeError as exc:
             errors.append(exc)
     for error in errors:

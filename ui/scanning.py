@@ -21,11 +21,8 @@ from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 from engine.codes import (
     CodeError,
     ContactCodeInfo,
-    NoQrCodeFound,
     PairingCodeInfo,
-    UnrecognizedCode,
-    decode_qr_image,
-    parse_code,
+    read_code_text_from_image,
 )
 
 from .tasks import background
@@ -47,16 +44,7 @@ class ScannedCode:
 
 def decode_code(data: bytes) -> ScannedCode:
     """The first valid Sottovoce code in an image (blocking: call it off the Qt thread)."""
-    texts = decode_qr_image(data)
-    if not texts:
-        raise NoQrCodeFound()
-    errors: list[CodeError] = []
-    for text in texts:
-        try:
-            return ScannedCode(text, parse_code(text, time.time_ns()))
-        except CodeError as exc:
-            errors.append(exc)
-    raise next((e for e in errors if not isinstance(e, UnrecognizedCode)), errors[0])
+    return ScannedCode(*read_code_text_from_image(data, time.time_ns()))
 
 
 async def scan_image(data: bytes) -> ScannedCode:
