@@ -185,7 +185,9 @@ async def create_messenger(tmp: Path, profile: str, url: str, *, display_name: s
 
 class Recorder:
     """Every chat message a Messenger reports (``MessageReceived``), read from a stream opened before start,
-    and when (``time.monotonic()``) each message arrived and each of its own was acknowledged by the relay."""
+    and when (``time.monotonic()``) each message arrived and each of its own was first known to be on the relay:
+    acknowledged (``SENT``), or ``DELIVERED`` when the peer's datasync ack overtook a publish acknowledgement
+    that was lost (as when the stream leader dies after storing it and before answering)."""
 
     def __init__(self, messenger: Messenger) -> None:
         self.messenger = messenger
@@ -200,7 +202,7 @@ class Recorder:
             if isinstance(event, MessageReceived):
                 self.received.append(event.message)
                 self.received_at.append(time.monotonic())
-            elif isinstance(event, DeliveryChanged) and event.state == DeliveryState.SENT:
+            elif isinstance(event, DeliveryChanged) and event.state in (DeliveryState.SENT, DeliveryState.DELIVERED):
                 self.sent_at.setdefault(event.message_id, time.monotonic())
 
     async def close(self) -> None:
