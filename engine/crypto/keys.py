@@ -50,6 +50,14 @@ def parse_compressed(data: bytes) -> coincurve.PublicKey:
         raise InvalidPublicKey() from exc
 
 
+def check_compressed(data: bytes) -> None:
+    """Raise :class:`InvalidPublicKey` unless ``data`` is a valid 33-byte compressed point (as
+    :func:`parse_compressed`, with the point's validity remembered: the same few keys come by on every message)."""
+    if len(data) != COMPRESSED_LEN or data[0] not in (2, 3):
+        raise InvalidPublicKey()
+    uncompress(bytes(data))
+
+
 def parse_public_key(data: bytes) -> coincurve.PublicKey:
     """Parse a compressed (33-byte) or uncompressed (65-byte) point."""
     if len(data) not in (COMPRESSED_LEN, UNCOMPRESSED_LEN) or data[0] not in (2, 3, 4):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from functools import lru_cache
 
 import coincurve
@@ -58,3 +59,32 @@ def verify_signer(digest: bytes, signature: bytes, expected_uncompressed: bytes)
     recovered = recover(digest, signature)
     if recovered != expected_uncompressed and address(recovered) != address(expected_uncompressed):
         raise SignatureMismatch()
+
+
+class SignatureMemo:
+    """The last ``capacity`` signatures that :func:`verify_signer` accepted, as ``(digest, signature, signer)``.
+
+    Verification is a pure function of those three values, so a triple seen verified needs no second recovery
+    (a peer re-attaches one signed bundle to many messages). Only successes are kept: any other digest,
+    signature or signer is verified in full, and a failure is never remembered.
+    """
+
+    def __init__(self, capacity: int = 256) -> None:
+        if capacity < 1:
+            raise ValueError("a signature memo holds at least one signature")
+        self.capacity = capacity
+        self._verified: OrderedDict[tuple[bytes, bytes, bytes], None] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._verified)
+
+    def verify_signer(self, digest: bytes, signature: bytes, expected_uncompressed: bytes) -> None:
+        """As :func:`verify_signer`, without recovering a triple already verified here."""
+        key = (bytes(digest), bytes(signature), bytes(expected_uncompressed))
+        if key in self._verified:
+            self._verified.move_to_end(key)
+            return
+        verify_signer(digest, signature, expected_uncompressed)
+        self._verified[key] = None
+        if len(self._verified) > self.capacity:
+            self._verified.popitem(last=False)

@@ -1,8 +1,8 @@
 """Signed prekey bundles: create, sign, serialize, parse, verify (spec §3).
 
 A bundle lists, for one identity, the signed prekey (SPK) of each of its installations. It is signed with the
-identity key over status-go's signature material and re-signed with a fresh nanosecond timestamp whenever it
-is attached to a message.
+identity key over status-go's signature material with a nanosecond timestamp; status-go re-signs it for every
+message, Sottovoce re-attaches one signed bundle for a short while (``encryption.BUNDLE_REUSE_NS``).
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from google.protobuf.message import DecodeError
 from proto import encryption_pb2 as pb
 
 from ..crypto.hashing import keccak256
-from ..crypto.keys import KeyPair, parse_compressed, uncompress
-from ..crypto.signatures import sign, verify_signer
+from ..crypto.keys import KeyPair, check_compressed, uncompress
+from ..crypto.signatures import SignatureMemo, sign, verify_signer
 from ..errors import InvalidBundle, InvalidPublicKey, MalformedMessage
 
 PROTOCOL_VERSION = 1
@@ -44,6 +44,12 @@ class Bundle:
     signature: bytes = field(repr=False)
     timestamp: int
 
+    def __copy__(self) -> Bundle:  # immutable: a copy is the bundle itself (its mapping proxy cannot be copied)
+        return self
+
+    def __deepcopy__(self, memo: dict[int, object]) -> Bundle:
+        return self
+
     @staticmethod
     def signature_material(prekeys: Mapping[str, SignedPreKey], timestamp: int) -> bytes:
         """status-go's material: ``id ‖ SPK ‖ dec(version)`` for ids in byte order, then ``dec(timestamp)``."""
@@ -62,15 +68,17 @@ class Bundle:
         digest = keccak256(cls.signature_material(frozen, timestamp))
         return cls(identity.public, frozen, sign(digest, identity.private), timestamp)
 
-    def verify(self) -> bytes:
+    def verify(self, memo: SignatureMemo | None = None) -> bytes:
         """Check the signature against the identity key; returns the identity's 65-byte uncompressed key.
 
-        Raises :class:`InvalidPublicKey` or an :class:`~engine.errors.InvalidSignature` subclass.
+        With a ``memo``, a bundle whose exact signature, signed content and identity were verified there before
+        is not recovered again. Raises :class:`InvalidPublicKey` or an
+        :class:`~engine.errors.InvalidSignature` subclass.
         """
-        parse_compressed(self.identity)
+        check_compressed(self.identity)
         expected = uncompress(self.identity)
         digest = keccak256(self.signature_material(self.signed_prekeys, self.timestamp))
-        verify_signer(digest, self.signature, expected)
+        (verify_signer if memo is None else memo.verify_signer)(digest, self.signature, expected)
         return expected
 
     def check_well_formed(self, now_ns: int) -> None:
@@ -81,7 +89,7 @@ class Bundle:
             if not installation_id or installation_id == NO_INSTALLATION_ID:
                 raise InvalidBundle(f"bundle has a reserved installation id {installation_id!r}")
             try:
-                parse_compressed(entry.public)
+                check_compressed(entry.public)
             except InvalidPublicKey as exc:
                 raise InvalidBundle("bundle has a malformed signed prekey") from exc
         if self.timestamp < 0 or self.timestamp > now_ns + MAX_FUTURE_NS:

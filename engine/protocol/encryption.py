@@ -4,6 +4,12 @@
 memory, takes the time and an :class:`~engine.protocol.entropy.Entropy` as arguments, and returns bytes and
 results. A message that fails to decrypt leaves every session untouched; what it taught about the sender's
 verified bundle is kept, because that is what lets a broken conversation heal.
+
+Signing and recovering a bundle costs about as much as a whole Double Ratchet step, and a bundle rides on
+every message, so an :class:`EncryptionProtocol` re-attaches its last signed bundle while its entries are
+unchanged and it was signed less than :data:`BUNDLE_REUSE_NS` ago, and remembers the bundles it verified
+(:class:`~engine.crypto.signatures.SignatureMemo`). Both are caches of pure functions of the state and the
+time it is given.
 """
 
 from __future__ import annotations
@@ -15,7 +21,8 @@ from google.protobuf.message import DecodeError
 from proto import encryption_pb2 as pb
 
 from ..crypto.ciphers import gcm_decrypt, gcm_encrypt
-from ..crypto.keys import KeyPair, ecdh, parse_compressed
+from ..crypto.keys import KeyPair, check_compressed, ecdh
+from ..crypto.signatures import SignatureMemo
 from ..errors import (
     DeviceNotFound,
     InvalidBundle,
@@ -32,6 +39,14 @@ from .state import BUNDLE_REFRESH_NS, OwnPrekey, ProtocolState, Session
 from .x3dh import x3dh_active, x3dh_passive
 
 MAX_SIBLINGS_IN_BUNDLE = 2
+BUNDLE_REUSE_NS = 250_000_000
+"""An own bundle signed less than this long ago (ns) over the same entries is attached again as it is.
+
+status-go re-signs its bundle for every message (spec §3.1) and receivers order a peer's installations by
+the newest bundle timestamp (§8.3): a quarter of a second keeps that order as it is at any human pace while a
+burst of messages pays one signature instead of one each."""
+VERIFIED_BUNDLES = 256
+"""Signed bundles remembered as verified (a few per peer installation in a burst)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,8 +67,16 @@ class Decrypted:
 class EncryptionProtocol:
     """status-go's ``encryption.Protocol`` for one installation, over a :class:`ProtocolState`."""
 
-    def __init__(self, state: ProtocolState) -> None:
+    def __init__(self, state: ProtocolState, *, bundle_reuse_ns: int = BUNDLE_REUSE_NS,
+                 verified: SignatureMemo | None = None) -> None:
+        """``bundle_reuse_ns=0`` signs a new bundle for every message, as status-go does."""
+        if bundle_reuse_ns < 0:
+            raise ValueError("bundle_reuse_ns must not be negative")
         self.state = state
+        self.bundle_reuse_ns = bundle_reuse_ns
+        self.verified = verified if verified is not None else SignatureMemo(VERIFIED_BUNDLES)
+        self._signed: tuple[Bundle, pb.Bundle] | None = None
+        """The last own bundle signed here and its protobuf form."""
 
     # --- own bundle -------------------------------------------------------------------------------------
 
@@ -64,7 +87,11 @@ class EncryptionProtocol:
         return current
 
     def own_bundle(self, now_ns: int, entropy: Entropy) -> Bundle:
-        """This installation's bundle, signed now: own SPK (rotated after 24 h) plus up to two paired siblings."""
+        """This installation's bundle: own SPK (rotated after 24 h) plus up to two paired siblings.
+
+        Signed at ``now_ns``, unless the last bundle signed here has the same entries and was signed at most
+        :attr:`bundle_reuse_ns` before (not after) ``now_ns``: then that one, with its own timestamp.
+        """
         state = self.state
         current = self._fresh_prekey(now_ns, entropy)
         entries = {state.installation_id: SignedPreKey(current.key.public, current.version, PROTOCOL_VERSION)}
@@ -73,7 +100,18 @@ class EncryptionProtocol:
             if prekey is not None:
                 entries[sibling.installation_id] = SignedPreKey(prekey.public, prekey.version,
                                                                 sibling.protocol_version)
-        return Bundle.create(state.identity, entries, now_ns)
+        if self._signed is not None:
+            last = self._signed[0]
+            if (last.timestamp <= now_ns < last.timestamp + self.bundle_reuse_ns
+                    and last.identity == state.identity.public and last.signed_prekeys == entries):
+                return last
+        bundle = Bundle.create(state.identity, entries, now_ns)
+        self._signed = (bundle, bundle.to_proto())
+        return bundle
+
+    def _bundle_proto(self, bundle: Bundle) -> pb.Bundle:
+        signed = self._signed
+        return signed[1] if signed is not None and signed[0] is bundle else bundle.to_proto()
 
     # --- bundles from others ----------------------------------------------------------------------------
 
@@ -82,7 +120,7 @@ class EncryptionProtocol:
 
         Nothing is stored unless the signature verifies (unlike status-go, spec Appendix B.1).
         """
-        bundle.verify()
+        bundle.verify(self.verified)
         bundle.check_well_formed(now_ns)
         if expected_identity is not None and bundle.identity != expected_identity:
             raise InvalidBundle("bundle of another identity than the message's sender")
@@ -114,7 +152,7 @@ class EncryptionProtocol:
         reach our paired installations: pass ``dh_fallback=False`` there, since any own device, paired or
         not, could read a DH-path copy.
         """
-        parse_compressed(recipient)
+        check_compressed(recipient)
         entries: dict[str, pb.EncryptedMessageProtocol] = {}
         for installation in self.state.active_installations(recipient):
             entry = self._encrypt_to_installation(recipient, installation.installation_id, plaintext, entropy)
@@ -127,7 +165,7 @@ class EncryptionProtocol:
     def encrypt_with_dh(self, recipient: bytes, plaintext: bytes, now_ns: int,
                         entropy: Entropy) -> pb.ProtocolMessage:
         """A DH-header message (bundle advertisement, own-device pairing): any device of ``recipient`` reads it."""
-        parse_compressed(recipient)
+        check_compressed(recipient)
         entries = {NO_INSTALLATION_ID: self._dh_entry(recipient, plaintext, entropy)}
         return self._protocol_message(entries, now_ns, entropy)
 
@@ -140,7 +178,7 @@ class EncryptionProtocol:
     def _protocol_message(self, entries: dict[str, pb.EncryptedMessageProtocol], now_ns: int,
                           entropy: Entropy) -> pb.ProtocolMessage:
         message = pb.ProtocolMessage(installation_id=self.state.installation_id)
-        message.bundles.append(self.own_bundle(now_ns, entropy).to_proto())
+        message.bundles.append(self._bundle_proto(self.own_bundle(now_ns, entropy)))
         for installation_id, entry in entries.items():
             message.encrypted_message[installation_id].CopyFrom(entry)
         return message
@@ -195,7 +233,7 @@ class EncryptionProtocol:
     def decrypt_message(self, sender: bytes, message: pb.ProtocolMessage, now_ns: int, entropy: Entropy, *,
                         confirm: bool = True) -> Decrypted:
         """As :meth:`decrypt`, for an already parsed message."""
-        parse_compressed(sender)
+        check_compressed(sender)
         state = self.state
         for bundle_message in message.bundles:
             self.process_bundle(Bundle.from_proto(bundle_message), now_ns, expected_identity=sender)
