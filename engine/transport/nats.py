@@ -431,13 +431,19 @@ class _Reader:
             self._finish()
 
     def take_ready(self, limit: int) -> list[ReceivedEnvelope]:
-        """The envelopes at the head of the queue, up to ``limit``, without waiting; stops at anything else."""
+        """The envelopes at the head of the queue, up to ``limit``, without waiting; answers a flow-control
+        request on the way (everything before it is taken: as :meth:`next` would), stops at anything else.
+
+        Answering here matters: a reader that takes bursts and does other work while none is ready (the inbox
+        processes parked envelopes then) would otherwise leave the server waiting for the answer."""
         taken: list[ReceivedEnvelope] = []
         while len(taken) < limit and self._held is None and not self._queue.empty():
             item = self._queue.get_nowait()
             if isinstance(item, ReceivedEnvelope):
                 self.handed = item.sequence
                 taken.append(item)
+            elif isinstance(item, _FlowControl):
+                self._t._spawn(self._t._publish_raw(item.reply))
             else:
                 self._held = item  # for next(), which knows what to do with it
         return taken
