@@ -27,11 +27,13 @@ import asyncio
 import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable, Container
+from dataclasses import dataclass
 
 from ..errors import SottovoceError
 from ..protocol.topics import topic_of_content_topic
-from ..sessions.engine import SessionEngine
+from ..sessions.engine import Arrival, SessionEngine
 from ..sessions.events import Event
+from ..sessions.fairness import FairScheduler
 from ..transport.errors import TransportClosed, TransportError
 from ..transport.port import History, ReceivedEnvelope, Subscription, Transport
 
@@ -50,6 +52,17 @@ MAX_BURST = 32
 for a burst. The inbox then lets the event loop turn: reading from a non-empty queue never suspends, so without
 that a catch-up would hold the loop (and a Qt window on it) for as long as the relay's buffer lasts, not for
 one burst of about 30 ms."""
+
+
+PARKED_SHARE = 8
+"""Parked envelopes processed after a fresh burst that served someone, so that a flood still moves while others
+talk (after a burst of only parked envelopes, none: reading on finds the next honest one sooner)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Parked:
+    relay_time_ns: int
+    arrival: Arrival
 
 
 class _StoreFailed(Exception):
@@ -83,6 +96,10 @@ class Inbox:
         self._closing: set[asyncio.Task[None]] = set()
         self._wanted: frozenset[bytes] = frozenset()
         self._wanted_of: object = None
+        self._parked: FairScheduler[_Parked] = FairScheduler()
+        """Envelopes of senders over their receive budget, waiting (in memory: the cursor stays behind them)."""
+        self._read_time = 0
+        """The relay time of the last envelope read by a reader that keeps the position."""
 
     # --- topics and positions ---------------------------------------------------------------------------
 
@@ -163,52 +180,107 @@ class Inbox:
         live = await self.transport.subscribe(self._followed, after_sequence=self._position)
         self._live = live
         try:
-            self._set_caught_up(True)
-            async for envelope in live:
-                burst = [envelope, *live.take_ready(MAX_BURST - 1)]
-                self._process(burst, keep_position=True)
-                self._position = burst[-1].sequence
-                await asyncio.sleep(0)  # see MAX_BURST
-                if not self.wanted() <= self._followed:
-                    return
+            self._set_caught_up(not self._parked)
+            await self._consume(live, keep_position=True, live=True)
         finally:
             self._live = None
             await live.close()
 
     async def _read(self, history: History, *, keep_position: bool) -> int:
         try:
-            async for envelope in history:
-                self._process([envelope, *history.take_ready(MAX_BURST - 1)], keep_position=keep_position)
-                await asyncio.sleep(0)  # see MAX_BURST
+            await self._consume(history, keep_position=keep_position, live=False)
         finally:
             await history.aclose()
         return history.cursor
 
-    def _process(self, burst: list[ReceivedEnvelope], *, keep_position: bool) -> None:
-        """Envelopes that arrived together, in one store transaction (own echoes skipped)."""
-        cursor = (RELAY_TIME_CURSOR, burst[-1].relay_time_ns) if keep_position else None
-        payloads = [envelope.payload for envelope in burst if envelope.payload not in self._published]
-        self.echoes += len(burst) - len(payloads)
-        try:
-            if payloads:
-                events = self.engine.receive_many(payloads, cursor=cursor)
-                self._echoes_in_a_row = 0
+    async def _consume(self, source: History | Subscription, *, keep_position: bool, live: bool) -> None:
+        """Process ``source`` burst by burst until it ends (a history) or the topics grow (live). Parked
+        envelopes go whenever nothing fresh is ready, and :data:`PARKED_SHARE` after each fresh burst."""
+        while True:
+            burst = source.take_ready(MAX_BURST)
+            if not burst and self._parked:
+                self._drain(MAX_BURST)
             else:
-                events = []
-                self._echoes_in_a_row += len(burst)
-                if cursor is not None and self._echoes_in_a_row >= ECHO_CURSOR_EVERY:
-                    with self.engine.store.transaction() as writer:
-                        writer.set_cursor(*cursor)
-                    self._echoes_in_a_row = 0
+                if not burst:
+                    try:
+                        burst = [await anext(source)]
+                    except StopAsyncIteration:
+                        return
+                    burst += source.take_ready(MAX_BURST - 1)
+                served = self._process(burst, keep_position=keep_position)
+                if live:
+                    self._position = burst[-1].sequence
+                if served:
+                    self._drain(PARKED_SHARE)  # others were served: the parked move on too
+            if live:
+                self._set_caught_up(not self._parked)
+            await asyncio.sleep(0)  # see MAX_BURST
+            if live and not self.wanted() <= self._followed:
+                return
+
+    def _process(self, burst: list[ReceivedEnvelope], *, keep_position: bool) -> int:
+        """Envelopes that arrived together, in one store transaction (own echoes skipped, senders over their
+        budget parked: see :mod:`engine.sessions.fairness`); how many were processed."""
+        fresh = [envelope for envelope in burst if envelope.payload not in self._published]
+        self.echoes += len(burst) - len(fresh)
+        if keep_position:
+            self._read_time = burst[-1].relay_time_ns
+        if not fresh:
+            self._echoes_in_a_row += len(burst)
+            if keep_position and self._echoes_in_a_row >= ECHO_CURSOR_EVERY:
+                self._commit([], 0, self._cursor())
+                self._echoes_in_a_row = 0
+            self._count(len(burst))
+            return 0
+        self._echoes_in_a_row = 0
+        now = self.engine.clock()
+        ready: list[Arrival] = []
+        parked = 0
+        for envelope in fresh:
+            arrival = self.engine.arrive(envelope.payload)
+            # Only a reader that keeps the position parks: the cursor then stays at the oldest parked envelope.
+            if not keep_position or self._parked.admit(self.engine.budget_key(arrival),
+                                                       _Parked(envelope.relay_time_ns, arrival), now):
+                ready.append(arrival)
+            else:
+                parked += 1
+        try:
+            self._commit(ready, len(burst) - parked, self._cursor() if keep_position else None)
+        except _StoreFailed:
+            self._parked.unpark_newest(parked)  # the burst is read again
+            raise
+        return len(ready)
+
+    def _drain(self, limit: int) -> None:
+        """Process up to ``limit`` parked envelopes, oldest first, in one store transaction."""
+        if not self._parked:
+            return
+        batch = self._parked.peek(limit)
+        self._commit([parked.arrival for parked in batch], len(batch), self._cursor(after=len(batch)))
+        self._parked.release(len(batch))
+
+    def _cursor(self, *, after: int = 0) -> tuple[str, int]:
+        """The relay-time cursor: the last envelope read, or the oldest one still parked once ``after`` parked
+        envelopes are processed (a restart reads those again; what was processed is skipped as seen)."""
+        waiting = self._parked.peek(after + 1)[after:]
+        position = self._read_time if not waiting else min(self._read_time, waiting[0].relay_time_ns)
+        return RELAY_TIME_CURSOR, position
+
+    def _commit(self, arrivals: list[Arrival], processed: int, cursor: tuple[str, int] | None) -> None:
+        try:
+            events = self.engine.receive_arrivals(arrivals, cursor=cursor)
         except SottovoceError as exc:  # the store failed (disk full...): nothing of the burst was committed
-            self.failures[exc.code] += len(burst)
-            log.warning("could not process %d envelope(s): %s; reading them again", len(burst), exc.code)
+            self.failures[exc.code] += max(1, len(arrivals))
+            log.warning("could not process %d envelope(s): %s; reading them again", len(arrivals), exc.code)
             raise _StoreFailed(exc) from exc
+        self._count(processed)
+        self._emit(events)
+
+    def _count(self, processed: int) -> None:
         before = self.processed
-        self.processed += len(burst)
+        self.processed += processed
         if not self.caught_up.is_set() and before // PROGRESS_EVERY != self.processed // PROGRESS_EVERY:
             self._progress(self.processed, False)
-        self._emit(events)
 
     def _set_caught_up(self, caught_up: bool) -> None:
         if caught_up == self.caught_up.is_set():

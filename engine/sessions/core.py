@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from google.protobuf.message import Message as ProtoMessage
 
@@ -125,6 +126,18 @@ class Step:
     def reject(self, error: SottovoceError) -> None:
         self.rejected = error
         self.events.append(EnvelopeRejected(error.code, str(error)))
+
+
+class Opening(NamedTuple):
+    """What opening an envelope gave (:meth:`SessionCore.open`): its data and signer, or why it did not open."""
+
+    opened: waku.ReceivedEnvelope | None
+    error: SottovoceError | None
+
+    @property
+    def sender(self) -> bytes | None:
+        """The signer's compressed key, None if the envelope did not open."""
+        return None if self.opened is None else self.opened.signer
 
 
 @dataclass(frozen=True, slots=True)
@@ -614,20 +627,30 @@ class SessionCore:
 
     # --- receiving --------------------------------------------------------------------------------------
 
-    def receive(self, envelope: waku.WakuMessage, now_ns: int, entropy: Entropy) -> Step:
-        """Process one Waku message from a subscribed topic; a rejection is reported in the step, not raised."""
-        step = Step()
+    def open(self, envelope: waku.WakuMessage) -> Opening:
+        """Decrypt ``envelope`` with its topic's key and recover its signer; changes nothing (so a caller can
+        learn who sent an envelope, to schedule it, before :meth:`receive` processes it)."""
         key = self.subscriptions().get(envelope.content_topic)
         if key is None:
-            step.consumed = False  # a topic we may subscribe to later: catch-up will offer it again
-            step.reject(NotSubscribed())
-            return step
+            return Opening(None, NotSubscribed())
         try:
-            opened = envelope.open(key)
+            return Opening(envelope.open(key), None)
         except SottovoceError as exc:
             # On our partitioned topic (shared with ~1/5000 of all users) most envelopes are for others.
-            step.reject(NotForUs() if isinstance(key, waku.AsymmetricKey) and isinstance(exc, DecryptionFailed)
-                        else exc)
+            return Opening(None, NotForUs() if isinstance(key, waku.AsymmetricKey)
+                           and isinstance(exc, DecryptionFailed) else exc)
+
+    def receive(self, envelope: waku.WakuMessage, now_ns: int, entropy: Entropy,
+                opening: Opening | None = None) -> Step:
+        """Process one Waku message from a subscribed topic; a rejection is reported in the step, not raised.
+
+        ``opening``: what :meth:`open` gave for this envelope, if the caller opened it already."""
+        step = Step()
+        opened, error = opening or self.open(envelope)
+        if opened is None:
+            # Not subscribed: a topic we may subscribe to later, catch-up will offer it again.
+            step.consumed = not isinstance(error, NotSubscribed)
+            step.reject(error or NotSubscribed())
             return step
         step.authenticated = True
         sender = opened.signer

@@ -11,19 +11,34 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from ..contacts import Contact, ContactError, check_name, load_contact, load_contacts, save_contact, unique_name
 from ..crypto.hashing import sha256
-from ..errors import SottovoceError
+from ..errors import MalformedMessage, SottovoceError
 from ..protocol.bundle import Bundle
 from ..protocol.entropy import Entropy
 from ..protocol.state import Installation
 from ..protocol.waku import WakuMessage
 from ..store.port import DeliveryState, OutboxItem, SessionStore, StoreWriter
-from .core import SEGMENTS_DONE, SentMessage, SessionCore, Step
+from .core import SEGMENTS_DONE, Opening, SentMessage, SessionCore, Step
+from .errors import NotSubscribed
 from .events import ContactSynced, DeliveryChanged, EnvelopeRejected, Event, MessageReceived
+from .fairness import STRANGERS
 from .peers import AddressEntry, Peer
 from .records import Account, save_dirty
+
+
+@dataclass(frozen=True, slots=True)
+class Arrival:
+    """An envelope as :meth:`SessionEngine.arrive` found it: parsed (or why not) and opened (or why not; not
+    opened at all when it was processed already)."""
+
+    data: bytes
+    envelope: WakuMessage | None
+    error: SottovoceError | None
+    opening: Opening | None
+
 
 Extra = Callable[[StoreWriter], None]
 """More writes for a step's transaction."""
@@ -121,10 +136,34 @@ class SessionEngine:
 
         The outcome is the one of receiving them one by one; a failed commit takes back the whole burst.
         """
+        return self.receive_arrivals([self.arrive(data) for data in envelopes], cursor=cursor)
+
+    def arrive(self, data: bytes) -> Arrival:
+        """Parse ``data`` and open it far enough to know who signed it; changes nothing. An envelope already
+        processed is not opened. Lets the caller schedule envelopes by sender (:mod:`.fairness`) before
+        :meth:`receive_arrivals` processes them without opening them again."""
+        try:
+            envelope = WakuMessage.from_bytes(data)
+        except SottovoceError as exc:
+            return Arrival(data, None, exc, None)
+        if self._seen(envelope, data, set()):
+            return Arrival(data, envelope, None, None)
+        return Arrival(data, envelope, None, self.core.open(envelope))
+
+    def budget_key(self, arrival: Arrival) -> bytes | None:
+        """Whose receive budget ``arrival`` counts against (:mod:`.fairness`): the sender if it is a contact,
+        :data:`~.fairness.STRANGERS` for any other sender, None for this account and unopened envelopes."""
+        sender = None if arrival.opening is None else arrival.opening.sender
+        if sender is None or sender == self.identity:
+            return None
+        return sender if self.core.peer(sender).added else STRANGERS
+
+    def receive_arrivals(self, arrivals: Sequence[Arrival], *, cursor: tuple[str, int] | None = None) -> list[Event]:
+        """:meth:`receive_many` for envelopes that went through :meth:`arrive`."""
         steps: list[tuple[Step, Extra | None]] = []
         marked: set[bytes] = set()
-        for data in envelopes:
-            prepared = self._prepare(data, marked)
+        for arrival in arrivals:
+            prepared = self._prepare(arrival, marked)
             if prepared is not None:
                 steps.append(prepared)
         if cursor is not None:
@@ -135,26 +174,31 @@ class SessionEngine:
             return self._committed(steps, set(), [[] for _ in steps])
         return self._commit_all(steps)
 
-    def _prepare(self, data: bytes, marked: set[bytes]) -> tuple[Step, Extra | None] | None:
-        """Run the core on one envelope: its step and how to remember the envelope as seen (None: an envelope
-        already processed, here or earlier in ``marked``)."""
-        try:
-            envelope = WakuMessage.from_bytes(data)
-        except SottovoceError as exc:
-            step = Step(consumed=False)
-            step.reject(exc)
-            return step, None
-        envelope_hash = envelope.hash()
+    def _seen(self, envelope: WakuMessage, data: bytes, marked: set[bytes]) -> bool:
         # The Waku hash leaves out ``version`` and ``ephemeral``: a forged variant of a genuine envelope has the
         # same hash, so an envelope that fails to open is remembered by the hash of its exact bytes instead.
-        raw_hash = sha256(data)
-        if {envelope_hash, raw_hash} & marked or self.store.has_seen(envelope_hash) or self.store.has_seen(raw_hash):
+        envelope_hash, raw_hash = envelope.hash(), sha256(data)
+        return bool({envelope_hash, raw_hash} & marked) or self.store.has_seen(envelope_hash) \
+            or self.store.has_seen(raw_hash)
+
+    def _prepare(self, arrival: Arrival, marked: set[bytes]) -> tuple[Step, Extra | None] | None:
+        """Run the core on one envelope: its step and how to remember the envelope as seen (None: an envelope
+        already processed, here or earlier in ``marked``)."""
+        envelope, data = arrival.envelope, arrival.data
+        if envelope is None:
+            step = Step(consumed=False)
+            step.reject(arrival.error or MalformedMessage())
+            return step, None
+        if self._seen(envelope, data, marked):
             return None
         now = self.clock()
-        step = self.core.receive(envelope, now, self.entropy)
+        opening = arrival.opening
+        if opening is not None and isinstance(opening.error, NotSubscribed):
+            opening = None  # an envelope before it in the burst may have made the engine listen on its topic
+        step = self.core.receive(envelope, now, self.entropy, opening)
         if not step.consumed:
             return step, _nothing
-        mark = envelope_hash if step.authenticated else raw_hash
+        mark = envelope.hash() if step.authenticated else sha256(data)
         marked.add(mark)
 
         def remember(writer: StoreWriter) -> None:
