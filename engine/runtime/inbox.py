@@ -244,6 +244,9 @@ class Inbox:
                 ready.append(arrival)
             else:
                 parked += 1
+        if not ready:  # all parked: nothing to store, the cursor stays at the oldest parked envelope
+            self._count(len(burst) - parked)
+            return 0
         try:
             self._commit(ready, len(burst) - parked, self._cursor() if keep_position else None)
         except _StoreFailed:
