@@ -44,7 +44,8 @@ CONTACT_BUDGET = Budget(rate_per_s=50.0, burst=500)
 STRANGER_BUDGET = Budget(rate_per_s=10.0, burst=100)
 """All senders we did not add together: contact requests and first messages."""
 CAPACITY = 20_000
-"""Envelopes parked at most (about 20 MB of 1 KB envelopes)."""
+"""Envelopes parked at most. Each holds its envelope and its opened payload: 20,000 parked 1.2 KB envelopes
+measured +47 MB of RSS."""
 MAX_TRACKED = 4_096
 """Budgets remembered at most; the least recently used is forgotten (and starts full again)."""
 
