@@ -7,6 +7,7 @@ engine can write exactly those records in the transaction that commits the messa
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -15,6 +16,11 @@ from .ratchet import RatchetState
 
 BUNDLE_REFRESH_NS = 86_400_000 * 10**6
 """Own signed prekeys rotate after 24 h."""
+PREKEY_RETENTION_NS = 30 * BUNDLE_REFRESH_NS
+"""A retired own SPK is deleted this long after its successor was made: the relay's 30 days, so an X3DH
+message built on it can still arrive and be read while the relay holds it. Later, its private key is gone and
+a compromise of this installation no longer reveals the first messages of sessions started on it (a peer that
+still uses it gets our new bundle in answer and starts again)."""
 MAX_ACTIVE_INSTALLATIONS = 3
 """Per identity, messages are encrypted to at most this many installations (newest first)."""
 MAX_KNOWN_INSTALLATIONS = 16
@@ -40,7 +46,7 @@ class Table(StrEnum):
 
 @dataclass(slots=True)
 class OwnPrekey:
-    """One of this installation's signed prekeys; private keys are never deleted (late X3DH messages)."""
+    """One of this installation's signed prekeys; kept :data:`PREKEY_RETENTION_NS` after it was retired."""
 
     key: KeyPair
     version: int
@@ -139,12 +145,19 @@ class ProtocolState:
         return None
 
     def add_own_prekey(self, key: KeyPair, now_ns: int) -> OwnPrekey:
-        """Expire every own SPK and add ``key`` with the next version."""
+        """Expire every own SPK, add ``key`` with the next version, and delete the SPKs retired (succeeded by a
+        newer one) more than :data:`PREKEY_RETENTION_NS` ago."""
         for prekey in self.own_prekeys:
             prekey.expired = True
         version = 1 + max((p.version for p in self.own_prekeys), default=0)
         prekey = OwnPrekey(key, version, now_ns)
         self.own_prekeys.append(prekey)
+        kept = [p for p, successor in itertools.pairwise(self.own_prekeys)
+                if successor.created_ns >= now_ns - PREKEY_RETENTION_NS]
+        for gone in self.own_prekeys[:-1]:
+            if gone not in kept:
+                self.dirty.add((Table.OWN_PREKEYS, gone.version))
+        self.own_prekeys = [*kept, prekey]
         self.dirty.add((Table.OWN_PREKEYS, None))
         return prekey
 

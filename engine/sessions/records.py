@@ -114,6 +114,9 @@ def save_dirty(state: ProtocolState, writer: StoreWriter) -> int:
 
 def _save(state: ProtocolState, writer: StoreWriter, table: Table, key: object) -> int:
     if table is Table.OWN_PREKEYS:
+        if isinstance(key, int):  # a deleted SPK's version
+            writer.delete_record(table, key.to_bytes(4, "big"))
+            return 1
         for prekey in state.own_prekeys:
             writer.put_record(table, prekey.version.to_bytes(4, "big"), _own_prekey(prekey))
         return len(state.own_prekeys)

@@ -13,7 +13,7 @@ import pytest
 
 from engine.errors import SottovoceError
 from engine.protocol.encryption import EncryptionProtocol
-from engine.protocol.state import BUNDLE_REFRESH_NS, ProtocolState
+from engine.protocol.state import BUNDLE_REFRESH_NS, PREKEY_RETENTION_NS, ProtocolState
 from tests.helpers import SeededEntropy, make_device
 
 T0 = 1_700_000_000 * 10**9
@@ -77,15 +77,19 @@ def test_every_message_before_the_first_reply_is_exposed_and_none_after_it() -> 
     assert reads(bob, be, alice, early[0]) is None  # and bob's own live state no longer opens what it read
 
 
-@pytest.mark.parametrize("days", [1, 31, 365])
-def test_old_signed_prekeys_are_kept_so_the_exposure_outlives_the_24_h_rotation(days: int) -> None:
-    """Sottovoce, like status-go, never deletes a signed prekey's private key (late first messages must still
-    open), so a store stolen a year later still opens a captured first chain."""
+@pytest.mark.parametrize(("days", "exposed"), [(1, True), (30, True), (32, False), (365, False)])
+def test_a_retired_signed_prekey_is_deleted_after_30_days_which_bounds_the_exposure(days: int,
+                                                                                  exposed: bool) -> None:
+    """A signed prekey rotates every 24 h of use and its private key is kept 30 days after it was retired
+    (PREKEY_RETENTION_NS, the relay's retention: late first messages still open). A store stolen within those
+    days opens a first chain captured on it; stolen later, it does not."""
     alice, ae = make_device("alice")
     bob, be = make_device("bob")
     alice.process_public_bundle(bob.own_bundle(T0, be).serialize(), T0)
     wire = send(alice, ae, bob, b"long ago")
-    later = T0 + days * DAY
-    bob.own_bundle(later, be)  # rotated (after 24 h) at every use since
-    assert len(bob.state.own_prekeys) == (2 if days * DAY > BUNDLE_REFRESH_NS else 1)
-    assert reads(*thief(bob, prekeys=True), alice, wire, later) == b"long ago"
+    now = T0
+    for _ in range(days):  # Bob uses his installation every day: it rotates once a day
+        now += DAY + 1
+        bob.own_bundle(now, be)
+    assert len(bob.state.own_prekeys) <= PREKEY_RETENTION_NS // BUNDLE_REFRESH_NS + 2
+    assert (reads(*thief(bob, prekeys=True), alice, wire, now) == b"long ago") is exposed
