@@ -61,6 +61,7 @@ from .errors import (
     NoContactRequest,
     NotForUs,
     NotSubscribed,
+    TooManySegments,
     UnknownInstallation,
     UnusableRecipient,
 )
@@ -698,6 +699,9 @@ class SessionCore:
         if result.outcome == Outcome.NOT_A_SEGMENT:
             return data
         entire = parse_segment(data).entire_message_hash
+        if result.outcome == Outcome.TOO_MANY:
+            step.reject(TooManySegments())
+            return None
         if result.outcome == Outcome.INCOMPLETE:
             key = entire + sender + sha256(data)[:8]
             self._segment_keys.setdefault(entire + sender, []).append(key)

@@ -70,6 +70,13 @@ class BlockedPeer(RejectedMessage):
     default_message = "message from a blocked account"
 
 
+class TooManySegments(RejectedMessage):
+    """A segment of a split message beyond what is kept of incomplete messages (per sender, and in all)."""
+
+    code = "too_many_segments"
+    default_message = "too many incomplete message segments from this sender"
+
+
 class NoContactRequest(SessionEngineError):
     code = "no_contact_request"
     default_message = "that account has no pending contact request"

@@ -152,3 +152,38 @@ def test_crafted_segments_never_crash(fields: list[tuple[int, int, int, int, byt
             receiver.receive(raw, SIGNER)
         except SottovoceError as exc:  # pragma: no cover - the reassembler reports outcomes, never raises
             pytest.fail(f"raised {exc!r}")
+
+
+def _incomplete(n: int, size: int = 4) -> bytes:
+    """The first of two segments of a message of its own (never completed)."""
+    return segment_message(n.to_bytes(size, "big") * 2, size)[0]
+
+
+def test_incomplete_segments_are_bounded_per_signer_in_count_and_bytes_and_in_all(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(segmentation, "MAX_PENDING_SEGMENTS_PER_SIGNER", 50)
+    receiver = Reassembler()
+    outcomes = [receiver.receive(_incomplete(n), SIGNER).outcome for n in range(55)]
+    assert outcomes == [Outcome.INCOMPLETE] * 50 + [Outcome.TOO_MANY] * 5
+    assert Outcome.TOO_MANY.stops_processing
+    assert receiver.receive(_incomplete(0), SIGNER).outcome is Outcome.INCOMPLETE  # the same segment again
+    assert receiver.receive(_incomplete(10**6), OTHER).outcome is Outcome.INCOMPLETE  # another signer's share
+    # completing a message gives its signer room again
+    whole = segment_message(b"\x07" * 8, 4)
+    assert receiver.receive(whole[0], SIGNER).outcome is Outcome.TOO_MANY
+    for n in (0, 1):  # (the relay's retention expired them)
+        receiver.forget(parse_segment(_incomplete(n)).entire_message_hash)
+    assert receiver.receive(whole[0], SIGNER).outcome is Outcome.INCOMPLETE
+    assert receiver.receive(whole[1], SIGNER).outcome is Outcome.COMPLETE
+    assert receiver.receive(_incomplete(0), SIGNER).outcome is Outcome.INCOMPLETE
+
+    monkeypatch.setattr(segmentation, "MAX_PENDING_BYTES_PER_SIGNER", 1_000)
+    big = Reassembler()
+    sizes = [big.receive(_incomplete(n, 100), SIGNER).outcome for n in range(12)]
+    assert sizes == [Outcome.INCOMPLETE] * 10 + [Outcome.TOO_MANY] * 2  # 100-byte segments, 1,000 bytes
+
+    monkeypatch.setattr(segmentation, "MAX_PENDING_BYTES", 3_000)
+    crowd = Reassembler()  # fresh keys cannot grow it without bound either
+    signers = [bytes([2]) + k.to_bytes(32, "big") for k in range(5)]
+    results = [crowd.receive(_incomplete(n, 100), signer).outcome for signer in signers for n in range(10)]
+    assert results.count(Outcome.INCOMPLETE) == 30

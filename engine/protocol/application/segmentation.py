@@ -25,6 +25,12 @@ MAX_MESSAGE_SIZE = 1_048_576
 DEFAULT_SEGMENT_SIZE = MAX_MESSAGE_SIZE // 4 * 3  # 786 432
 PARITY_RATE = 0.125
 MAX_RS_SHARDS = 256
+MAX_PENDING_SEGMENTS_PER_SIGNER = 4_096
+"""Segments of incomplete messages kept per signer (each arrival sorts its message's segments)."""
+MAX_PENDING_BYTES_PER_SIGNER = 64 * 1_048_576
+"""Bytes of incomplete messages kept per signer: 64 times the largest Waku message."""
+MAX_PENDING_BYTES = 256 * 1_048_576
+"""Bytes of incomplete messages kept in all, so fresh keys cannot grow them without bound either."""
 
 
 def segment_message(payload: bytes, segment_size: int = DEFAULT_SEGMENT_SIZE) -> list[bytes]:
@@ -96,11 +102,13 @@ class Outcome(Enum):
     COMPLETE = "complete"
     HASH_MISMATCH = "hash_mismatch"
     INVALID_PARITY = "invalid_parity"
+    TOO_MANY = "too_many"
+    """Dropped: its signer, or everyone together, has as many incomplete segments kept as allowed."""
 
     @property
     def stops_processing(self) -> bool:
         """INCOMPLETE and ALREADY_COMPLETED stop the pipeline; every other outcome continues with ``data``."""
-        return self in (Outcome.INCOMPLETE, Outcome.ALREADY_COMPLETED)
+        return self in (Outcome.INCOMPLETE, Outcome.ALREADY_COMPLETED, Outcome.TOO_MANY)
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,11 +129,31 @@ class Reassembler:
     def __init__(self) -> None:
         self._segments: dict[tuple[bytes, bytes], dict[tuple[int, int, int, int], Segment]] = {}
         self._completed: set[bytes] = set()
+        self._pending: dict[bytes, tuple[int, int]] = {}
+        """Segments and bytes kept per signer (bounded: the ``MAX_PENDING_*`` constants)."""
+        self._pending_bytes = 0
 
     def forget(self, entire_message_hash: bytes) -> None:
         self._completed.discard(entire_message_hash)
         for key in [k for k in self._segments if k[0] == entire_message_hash]:
-            del self._segments[key]
+            self._drop(key)
+
+    def _drop(self, key: tuple[bytes, bytes]) -> None:
+        dropped = self._segments.pop(key).values()
+        self._count(key[1], -len(dropped), -sum(len(s.payload) for s in dropped))
+
+    def _count(self, signer: bytes, segments: int, size: int) -> None:
+        kept, kept_bytes = self._pending.get(signer, (0, 0))
+        self._pending_bytes += size
+        if kept + segments:
+            self._pending[signer] = (kept + segments, kept_bytes + size)
+        else:
+            self._pending.pop(signer, None)
+
+    def _has_room(self, signer: bytes, size: int) -> bool:
+        kept, kept_bytes = self._pending.get(signer, (0, 0))
+        return (kept < MAX_PENDING_SEGMENTS_PER_SIGNER and kept_bytes + size <= MAX_PENDING_BYTES_PER_SIGNER
+                and self._pending_bytes + size <= MAX_PENDING_BYTES)
 
     def mark_completed(self, entire_message_hash: bytes) -> None:
         """Remember a message completed earlier (reloading persisted state)."""
@@ -141,7 +169,13 @@ class Reassembler:
             return SegmentResult(Outcome.ALREADY_COMPLETED, None)
         if not segment.is_valid:
             return SegmentResult(Outcome.NOT_A_SEGMENT, data)
-        stored = self._segments.setdefault((segment.entire_message_hash, bytes(transport_signer)), {})
+        signer = bytes(transport_signer)
+        stored = self._segments.get((segment.entire_message_hash, signer), {})
+        replaced = stored.get(segment.key)
+        if replaced is None and not self._has_room(signer, len(segment.payload)):
+            return SegmentResult(Outcome.TOO_MANY, None)
+        self._count(signer, replaced is None, len(segment.payload) - (0 if replaced is None else len(replaced.payload)))
+        self._segments[(segment.entire_message_hash, signer)] = stored
         stored[segment.key] = segment
         segments = sorted(stored.values(), key=lambda s: s.sort_key)
         first, last = segments[0], segments[-1]
@@ -160,7 +194,7 @@ class Reassembler:
         if keccak256(whole) != segment.entire_message_hash:
             return SegmentResult(Outcome.HASH_MISMATCH, data)
         self._completed.add(segment.entire_message_hash)
-        del self._segments[(segment.entire_message_hash, bytes(transport_signer))]
+        self._drop((segment.entire_message_hash, signer))
         return SegmentResult(Outcome.COMPLETE, whole)
 
 
