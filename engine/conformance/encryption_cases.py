@@ -139,7 +139,8 @@ class Party:
             raise CaseFailure(f"{self.name}: identity public key differs")
         self.keys = {k["index"]: KeyPair.from_private(unhex(k["priv"])) for k in spec["keys"]}
         self.entropy = ScriptedEntropy(self.name)
-        self.protocol = EncryptionProtocol(ProtocolState(self.identity, spec["installation_id"]))
+        # status-go signs a new bundle every time: replay it so, whatever the engine's reuse bound
+        self.protocol = EncryptionProtocol(ProtocolState(self.identity, spec["installation_id"]), bundle_reuse_ns=0)
 
 
 def _nonces_of(event: dict[str, Any]) -> list[bytes]:

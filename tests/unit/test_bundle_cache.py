@@ -291,9 +291,6 @@ def test_check_compressed_agrees_with_parse_compressed() -> None:
 # --- the conformance harness and the reuse bound ----------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="engine/conformance/encryption_cases.py builds its parties with the default "
-                   "bundle reuse; status-go's vectors pass only because their events are 1 s apart. The harness "
-                   "should pass bundle_reuse_ns=0 (status-go re-signs every bundle) to replay them whatever the bound")
 def test_conformance_replays_status_go_whatever_the_reuse_bound(vectors_dir: Path,
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     from engine.conformance import run_file
