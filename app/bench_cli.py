@@ -37,7 +37,7 @@ def _bench_engine(args: argparse.Namespace) -> int:
     def progress(step: str) -> None:
         print(f"bench engine: {step}", file=sys.stderr, flush=True)
 
-    figures = run(messages=args.messages, repeat=args.repeat, progress=progress)
+    figures = run(messages=args.messages, repeat=args.repeat, progress=progress, two_processes=args.two_processes)
     for line in figures.report_lines():
         print(line)
     if args.json:
@@ -74,4 +74,6 @@ def add_bench_parser(commands: argparse._SubParsersAction[argparse.ArgumentParse
     engine.add_argument("--json", action="store_true", help="end with one JSON line of all figures")
     engine.add_argument("--messages", type=_positive, default=2000, help="messages per profile and round")
     engine.add_argument("--repeat", type=_positive, default=3, help="rounds; the best round counts")
+    engine.add_argument("--two-processes", action="store_true",
+                        help="then one way again with Bob in a process of his own (an extra figure)")
     engine.set_defaults(handler=_bench_engine)

@@ -33,6 +33,7 @@ floors; the best round of each counts.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import random
 import tempfile
@@ -161,6 +162,8 @@ class EngineFigures:
     signatures_us: float
     """The protocol's own signatures per message, in no floor: two made (Waku payload, metadata wrapper) and
     two recovered, secp256k1 through coincurve. (The bundle's is made and recovered once per burst.)"""
+    two_processes: Timing | None = None
+    """With ``two_processes``: the one-way scenario again, Bob's profile in a process of its own."""
 
     @property
     def profiles(self) -> tuple[ProfileFigures, ProfileFigures]:
@@ -187,6 +190,13 @@ class EngineFigures:
             + ", ".join(f"{p.name} {p.engine.per_message_us / (p.floor_us + self.signatures_us):.2f}x"
                         for p in self.profiles)
         )
+        if self.two_processes is not None:
+            t = self.two_processes
+            lines.append(
+                f"  extra figure, not the issue's: one way with Bob in a process of his own (as two users' apps run): "
+                f"{t.rate:,.0f} msg/s  {t.per_message_us:.1f} us/msg  latency p50 {t.p50_s * 1e3:.2f} ms  "
+                f"p99 {t.p99_s * 1e3:.2f} ms"
+            )
         return lines
 
     def as_dict(self) -> dict[str, float | int]:
@@ -196,6 +206,12 @@ class EngineFigures:
                                            "signatures_us": round(self.signatures_us, 2)}
         for profile in self.profiles:
             figures.update(profile.as_dict())
+        if self.two_processes is not None:
+            t = self.two_processes
+            figures.update({"two_processes_one_way_msg_per_s": round(t.rate, 1),
+                            "two_processes_one_way_us_per_msg": round(t.per_message_us, 2),
+                            "two_processes_one_way_p50_ms": round(t.p50_s * 1e3, 3),
+                            "two_processes_one_way_p99_ms": round(t.p99_s * 1e3, 3)})
         return figures
 
 
@@ -224,8 +240,9 @@ class _Arrivals:
         self._waiters: dict[str, asyncio.Future[float]] = {}
         self.changed = asyncio.Event()
 
-    def arrived(self, message_id: str) -> None:
-        now = time.perf_counter()
+    def arrived(self, message_id: str, at: float | None = None) -> None:
+        """``message_id`` was received at ``at`` (``time.perf_counter()``, a system-wide clock; now if None)."""
+        now = time.perf_counter() if at is None else at
         self.at.setdefault(message_id, now)
         waiter = self._waiters.pop(message_id, None)
         if waiter is not None and not waiter.done():
@@ -294,22 +311,7 @@ class _Pair:
         return [_text(self.rng) for _ in range(messages)]
 
     async def one_way(self, messages: int) -> Timing:
-        arrivals = self.arrivals[id(self.bob)]
-        sent: dict[str, float] = {}
-        received_before = len(arrivals.at)
-        texts = self.texts(messages)
-        start = time.perf_counter()
-        for text in texts:
-            while len(sent) - (len(arrivals.at) - received_before) >= WINDOW:
-                arrivals.changed.clear()
-                await asyncio.wait_for(arrivals.changed.wait(), _RECEIVE_TIMEOUT_S)
-            at = time.perf_counter()
-            sent[(await self.alice.send_text("bob", text)).id] = at
-            await asyncio.sleep(0)  # let the pump and the inboxes run between sends, as they would in an app
-        last = 0.0
-        for message_id in sent:
-            last = max(last, await arrivals.wait(message_id))
-        return Timing.of(last - start, [arrivals.at[m] - at for m, at in sent.items()])
+        return await send_one_way(self.alice, "bob", self.arrivals[id(self.bob)], self.texts(messages))
 
     async def ping_pong(self, messages: int) -> Timing:
         latencies: list[float] = []
@@ -327,6 +329,24 @@ class _Pair:
     def envelope_bytes(self) -> float:
         count = sum(t.published for t in self.transports)
         return sum(t.published_bytes for t in self.transports) / max(1, count)
+
+
+async def send_one_way(sender: Messenger, to: str, arrivals: _Arrivals, texts: list[str]) -> Timing:
+    """Send ``texts`` to ``to`` as fast as the engine takes them, at most :data:`WINDOW` not yet in ``arrivals``."""
+    sent: dict[str, float] = {}
+    received_before = len(arrivals.at)
+    start = time.perf_counter()
+    for text in texts:
+        while len(sent) - (len(arrivals.at) - received_before) >= WINDOW:
+            arrivals.changed.clear()
+            await asyncio.wait_for(arrivals.changed.wait(), _RECEIVE_TIMEOUT_S)
+        at = time.perf_counter()
+        sent[(await sender.send_text(to, text)).id] = at
+        await asyncio.sleep(0)  # let the pump and the inboxes run between sends, as they would in an app
+    last = 0.0
+    for message_id in sent:
+        last = max(last, await arrivals.wait(message_id))
+    return Timing.of(last - start, [arrivals.at[m] - at for m, at in sent.items()])
 
 
 # --- the floors -------------------------------------------------------------------------------------------------
@@ -506,8 +526,12 @@ def _durable_count(pair: _Pair) -> int:
     return sum(store.database.durable_syncs for store in pair.stores)
 
 
-def run(messages: int = 2000, repeat: int = 3, progress: Callable[[str], None] | None = None) -> EngineFigures:
-    """Run both profiles ``repeat`` times (best round counts) in a temporary directory, deleted afterwards."""
+def run(messages: int = 2000, repeat: int = 3, progress: Callable[[str], None] | None = None, *,
+        two_processes: bool = False) -> EngineFigures:
+    """Run both profiles ``repeat`` times (best round counts) in a temporary directory, deleted afterwards.
+
+    With ``two_processes``, then the one-way scenario again with Bob in a process of his own
+    (:mod:`engine.bench.two_processes`), an extra figure."""
     if messages < 1 or repeat < 1:
         raise ValueError("messages and rounds must be at least 1")
     with tempfile.TemporaryDirectory(prefix="sottovoce-bench-engine-") as name:
@@ -516,7 +540,14 @@ def run(messages: int = 2000, repeat: int = 3, progress: Callable[[str], None] |
                              server_name="sottovoce-bench")
         relay = RelayProcess(config, directory / "relay")
         relay.start()
+        report = progress or (lambda _: None)
         try:
-            return asyncio.run(_measure(directory, relay.url, messages, repeat, progress or (lambda _: None)))
+            figures = asyncio.run(_measure(directory, relay.url, messages, repeat, report))
+            if two_processes:
+                from .two_processes import one_way_two_processes
+
+                timing = asyncio.run(one_way_two_processes(directory, relay.url, messages, repeat, report))
+                figures = dataclasses.replace(figures, two_processes=timing)
+            return figures
         finally:
             relay.stop()
