@@ -167,12 +167,16 @@ class ProtocolState:
                      timestamp: int) -> None:
         """Record an SPK from a verified bundle and expire older versions (spec §3.6, verified first)."""
         rows = self.peer_prekeys.setdefault((identity, installation_id), [])
+        changed = False
         if not any(row.public == public for row in rows):
             rows.append(PeerPrekey(public, version, timestamp))
+            changed = True
         for row in rows:
             if row.version < version and not row.expired:
                 row.expired = True
-        self.dirty.add((Table.PEER_PREKEYS, (identity, installation_id)))
+                changed = True
+        if changed:  # the same bundle rides on every message: most of the time nothing is new
+            self.dirty.add((Table.PEER_PREKEYS, (identity, installation_id)))
 
     def peer_prekey(self, identity: bytes, installation_id: str) -> PeerPrekey | None:
         """The newest non-expired SPK of a peer installation (status-go's lowest-version quirk not copied)."""

@@ -56,3 +56,17 @@ def test_a_session_started_on_a_deleted_prekey_heals_with_our_new_bundle() -> No
     for data in envelopes:
         relay.deliver(data)
     assert "again" in bob.texts()
+
+
+def test_a_bundle_learned_again_marks_nothing_to_write() -> None:
+    """The same bundle rides on every message: learning it again must not rewrite the peer's prekeys."""
+    relay = Relay(Clock())
+    alice, bob = relay.device("alice"), relay.device("bob")
+    bundle = bob.engine.own_bundle()
+    state = alice.engine.core.protocol.state
+    state.dirty.clear()
+    alice.engine.core.protocol.process_bundle(bundle, relay.clock())
+    assert (Table.PEER_PREKEYS, (bob.identity, bob.installation_id)) in state.dirty
+    state.dirty.clear()
+    alice.engine.core.protocol.process_bundle(bundle, relay.clock())
+    assert not any(table is Table.PEER_PREKEYS for table, _ in state.dirty)
