@@ -11,7 +11,7 @@ import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelIndex, Qt
 
@@ -23,6 +23,28 @@ ROW_ROLE = Qt.ItemDataRole.UserRole + 1
 KEY_ROLE = Qt.ItemDataRole.UserRole + 2
 
 Index = QModelIndex | QPersistentModelIndex
+R = TypeVar("R")
+
+
+class _RowsModel(QAbstractListModel, Generic[R]):
+    """A flat list model over ``_rows``: the row count, and :meth:`data` for a valid index (by
+    :meth:`_data`); subclasses keep ``_rows`` and signal their changes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._rows: list[R] = []
+
+    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(self._rows)
+
+    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid() or not 0 <= index.row() < len(self._rows):
+            return None
+        row = self._rows[index.row()]
+        return row if role == ROW_ROLE else self._data(row, role)
+
+    def _data(self, row: R, role: int) -> Any:
+        raise NotImplementedError
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,24 +64,12 @@ class ChatRow:
     """the id of the message shown as the last one"""
 
 
-class ChatListModel(QAbstractListModel):
+class ChatListModel(_RowsModel[ChatRow]):
     """Conversations, most recently active first."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        self._rows: list[ChatRow] = []
-
-    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self._rows)
-
-    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if not index.isValid() or not 0 <= index.row() < len(self._rows):
-            return None
-        row = self._rows[index.row()]
+    def _data(self, row: ChatRow, role: int) -> Any:
         if role == Qt.ItemDataRole.DisplayRole:
             return row.name
-        if role == ROW_ROLE:
-            return row
         if role == KEY_ROLE:
             return row.chat_key
         return None
@@ -162,25 +172,16 @@ def with_day_separators(messages: Sequence[ChatMessage]) -> list[ChatMessage | D
     return rows
 
 
-class MessageModel(QAbstractListModel):
+class MessageModel(_RowsModel[ChatMessage | DaySeparator]):
     """One conversation, oldest first, with day separators; :attr:`highlight` marks search matches."""
 
     def __init__(self) -> None:
         super().__init__()
         self._messages: list[ChatMessage] = []
-        self._rows: list[ChatMessage | DaySeparator] = []
         self._ids: set[str] = set()
         self.highlight = ""
 
-    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self._rows)
-
-    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if not index.isValid() or not 0 <= index.row() < len(self._rows):
-            return None
-        row = self._rows[index.row()]
-        if role == ROW_ROLE:
-            return row
+    def _data(self, row: ChatMessage | DaySeparator, role: int) -> Any:
         if role == Qt.ItemDataRole.DisplayRole:
             return row.text if isinstance(row, ChatMessage) else row.label()
         return None
