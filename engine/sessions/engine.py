@@ -38,6 +38,8 @@ class Arrival:
     envelope: WakuMessage | None
     error: SottovoceError | None
     opening: Opening | None
+    hashes: tuple[bytes, bytes] = (b"", b"")
+    """The Waku message hash and the hash of the exact bytes (the seen marks), when it parsed."""
 
 
 Extra = Callable[[StoreWriter], None]
@@ -146,9 +148,12 @@ class SessionEngine:
             envelope = WakuMessage.from_bytes(data)
         except SottovoceError as exc:
             return Arrival(data, None, exc, None)
-        if self._seen(envelope, data, set()):
-            return Arrival(data, envelope, None, None)
-        return Arrival(data, envelope, None, self.core.open(envelope))
+        # The Waku hash leaves out ``version`` and ``ephemeral``: a forged variant of a genuine envelope has the
+        # same hash, so an envelope that fails to open is remembered by the hash of its exact bytes instead.
+        hashes = envelope.hash(), sha256(data)
+        if self._seen(hashes, set()):
+            return Arrival(data, envelope, None, None, hashes)
+        return Arrival(data, envelope, None, self.core.open(envelope), hashes)
 
     def budget_key(self, arrival: Arrival) -> bytes | None:
         """Whose receive budget ``arrival`` counts against (:mod:`.fairness`): the sender if it is a contact,
@@ -174,22 +179,18 @@ class SessionEngine:
             return self._committed(steps, set(), [[] for _ in steps])
         return self._commit_all(steps)
 
-    def _seen(self, envelope: WakuMessage, data: bytes, marked: set[bytes]) -> bool:
-        # The Waku hash leaves out ``version`` and ``ephemeral``: a forged variant of a genuine envelope has the
-        # same hash, so an envelope that fails to open is remembered by the hash of its exact bytes instead.
-        envelope_hash, raw_hash = envelope.hash(), sha256(data)
-        return bool({envelope_hash, raw_hash} & marked) or self.store.has_seen(envelope_hash) \
-            or self.store.has_seen(raw_hash)
+    def _seen(self, hashes: tuple[bytes, bytes], marked: set[bytes]) -> bool:
+        return any(h in marked or self.store.has_seen(h) for h in hashes)
 
     def _prepare(self, arrival: Arrival, marked: set[bytes]) -> tuple[Step, Extra | None] | None:
         """Run the core on one envelope: its step and how to remember the envelope as seen (None: an envelope
         already processed, here or earlier in ``marked``)."""
-        envelope, data = arrival.envelope, arrival.data
+        envelope = arrival.envelope
         if envelope is None:
             step = Step(consumed=False)
             step.reject(arrival.error or MalformedMessage())
             return step, None
-        if self._seen(envelope, data, marked):
+        if self._seen(arrival.hashes, marked):  # again: processed since it arrived, or earlier in this burst
             return None
         now = self.clock()
         opening = arrival.opening
@@ -198,7 +199,7 @@ class SessionEngine:
         step = self.core.receive(envelope, now, self.entropy, opening)
         if not step.consumed:
             return step, _nothing
-        mark = envelope.hash() if step.authenticated else sha256(data)
+        mark = arrival.hashes[0] if step.authenticated else arrival.hashes[1]
         marked.add(mark)
 
         def remember(writer: StoreWriter) -> None:
