@@ -85,21 +85,19 @@ class SessionEngine:
         try:
             with self.store.transaction() as writer:
                 save_dirty(self.core.state, writer)
+                for (kind, key), value in _last_records(steps).items():
+                    if value is None:
+                        writer.delete_record(kind, key)
+                    else:
+                        writer.put_record(kind, key, value)
                 for (step, extra), shown_delivered in zip(steps, delivered, strict=True):
-                    for kind, key, value in step.records:
-                        if value is None:
-                            writer.delete_record(kind, key)
-                        else:
-                            writer.put_record(kind, key, value)
                     for message in step.messages:
                         if not writer.add_message(message):
                             duplicates.add(message.message_id)
                     for item in step.outbox:
                         writer.enqueue(item)
                     for message_id in step.delivered:
-                        stored = writer.message(message_id)
-                        if stored is not None and stored.state in (DeliveryState.QUEUED, DeliveryState.SENT):
-                            writer.set_message_state(message_id, DeliveryState.DELIVERED)
+                        if writer.set_message_state(message_id, DeliveryState.DELIVERED, only_from=_UNDELIVERED):
                             shown_delivered.append(DeliveryChanged(message_id, DeliveryState.DELIVERED))
                     for synced in step.address_book:
                         _save_synced_contact(writer, synced)
@@ -326,11 +324,9 @@ class SessionEngine:
         def apply(writer: StoreWriter) -> None:
             for item in items:
                 writer.dequeue(item.envelope_hash)
-                if item.message_id is not None:
-                    stored = writer.message(item.message_id)
-                    if stored is not None and stored.state == DeliveryState.QUEUED:
-                        writer.set_message_state(item.message_id, DeliveryState.SENT)
-                        changed.append(DeliveryChanged(item.message_id, DeliveryState.SENT))
+                if item.message_id is not None and writer.set_message_state(
+                        item.message_id, DeliveryState.SENT, only_from=(DeliveryState.QUEUED,)):
+                    changed.append(DeliveryChanged(item.message_id, DeliveryState.SENT))
 
         if items:
             self._commit(Step(), apply)
@@ -340,6 +336,22 @@ class SessionEngine:
         """Publishing ``item`` failed: try again after ``retry_in_ns``."""
         self._commit(Step(), lambda writer: writer.reschedule(item.envelope_hash, item.attempts + 1,
                                                               self.clock() + retry_in_ns))
+
+
+_UNDELIVERED = (DeliveryState.QUEUED, DeliveryState.SENT)
+
+
+def _last_records(steps: Sequence[tuple[Step, Extra | None]]) -> dict[tuple[str, bytes], bytes | None]:
+    """The records ``steps`` wrote, each key once with its last value (None: deleted), in first-write order.
+
+    A burst's steps rewrite the same records (a chat's clock, the acks owed to a peer: kilobytes by then) once
+    per envelope; only the last value is state. Writing them first is safe: step records hold the core's own
+    state, which nothing else in the transaction reads (extras read contacts and messages)."""
+    last: dict[tuple[str, bytes], bytes | None] = {}
+    for step, _ in steps:
+        for kind, key, value in step.records:
+            last[(kind, key)] = value
+    return last
 
 
 def _save_synced_contact(writer: StoreWriter, synced: ContactSynced) -> None:

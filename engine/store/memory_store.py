@@ -10,7 +10,7 @@ exception inside the block, or a failure injected with :meth:`MemorySessionStore
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -165,10 +165,11 @@ class _MemoryWriter(_MemoryReader, StoreWriter):
         tables.messages[message.message_id] = stored
         return True
 
-    def set_message_state(self, message_id: str, state: DeliveryState) -> bool:
+    def set_message_state(self, message_id: str, state: DeliveryState, *,
+                          only_from: Collection[DeliveryState] | None = None) -> bool:
         tables = self._tables()
         message = tables.messages.get(message_id)
-        if message is None:
+        if message is None or (only_from is not None and message.state not in only_from):
             return False
         tables.messages = self._own(tables.messages)
         tables.messages[message_id] = dataclasses.replace(message, state=DeliveryState(state))

@@ -13,7 +13,7 @@ because the engine and the UI query them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from enum import StrEnum
@@ -135,8 +135,10 @@ class StoreWriter(StoreReader, Protocol):
         """Insert a chat message; False (and nothing changed) when its ``message_id`` is already stored."""
         ...
 
-    def set_message_state(self, message_id: str, state: DeliveryState) -> bool:
-        """Change a stored message's state; False when there is no such message."""
+    def set_message_state(self, message_id: str, state: DeliveryState, *,
+                          only_from: Collection[DeliveryState] | None = None) -> bool:
+        """Change a stored message's state; False when there is no such message, or (with ``only_from``) when its
+        state is not one of those (then it is left as it is)."""
         ...
 
     def enqueue(self, item: OutboxItem) -> None:

@@ -7,7 +7,7 @@ reads outside a transaction use :meth:`Database.query`. Store sequences (message
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -199,11 +199,14 @@ class _SqlWriter(_SqlReader, StoreWriter):
         )
         return result.rowcount == 1
 
-    def set_message_state(self, message_id: str, state: DeliveryState) -> bool:
-        result = self._execute(
-            "UPDATE messages SET state = ? WHERE message_id = ?", (DeliveryState(state).value, message_id)
-        )
-        return result.rowcount == 1
+    def set_message_state(self, message_id: str, state: DeliveryState, *,
+                          only_from: Collection[DeliveryState] | None = None) -> bool:
+        sql, params = "UPDATE messages SET state = ? WHERE message_id = ?", [DeliveryState(state).value, message_id]
+        if only_from is not None:
+            states = [DeliveryState(s).value for s in only_from]
+            sql += f" AND state IN ({', '.join('?' * len(states))})"
+            params += states
+        return self._execute(sql, params).rowcount == 1
 
     def enqueue(self, item: OutboxItem) -> None:
         self._execute(

@@ -296,6 +296,24 @@ def test_set_message_state(store: SessionStore) -> None:
     assert store.message(second.message_id) == second
 
 
+def test_set_message_state_only_from(store: SessionStore) -> None:
+    queued = message(1, direction=Direction.OUT, state=DeliveryState.QUEUED)
+    write(store, lambda tx: tx.add_message(queued))
+    undelivered = (DeliveryState.QUEUED, DeliveryState.SENT)
+    assert write(store, lambda tx: tx.set_message_state(queued.message_id, DeliveryState.SENT,
+                                                        only_from=(DeliveryState.QUEUED,))) is True
+    assert write(store, lambda tx: tx.set_message_state(queued.message_id, DeliveryState.SENT,
+                                                        only_from=(DeliveryState.QUEUED,))) is False
+    assert write(store, lambda tx: tx.set_message_state(queued.message_id, DeliveryState.DELIVERED,
+                                                        only_from=undelivered)) is True
+    # Never back: a delivered message stays delivered when a late relay acknowledgement says "sent".
+    assert write(store, lambda tx: tx.set_message_state(queued.message_id, DeliveryState.SENT,
+                                                        only_from=undelivered)) is False
+    assert store.message(queued.message_id) == replace(queued, state=DeliveryState.DELIVERED)
+    assert write(store, lambda tx: tx.set_message_state(message_id(9), DeliveryState.SENT,
+                                                        only_from=undelivered)) is False
+
+
 def test_message_count(store: SessionStore) -> None:
     assert store.message_count() == 0
     write(store, lambda tx: [tx.add_message(message(n, ALICE if n % 2 else BOB)) for n in range(7)])
@@ -590,6 +608,9 @@ _operations = st.one_of(
     st.tuples(st.just("forget_seen"), st.tuples(_ns)),
     st.tuples(st.just("add_message"), st.tuples(_messages)),
     st.tuples(st.just("set_message_state"), st.tuples(_ids.map(message_id), st.sampled_from(DeliveryState))),
+    st.tuples(st.just("set_message_state"), st.tuples(
+        _ids.map(message_id), st.sampled_from(DeliveryState),
+        st.fixed_dictionaries({"only_from": st.sets(st.sampled_from(DeliveryState)).map(tuple)}))),
     st.tuples(st.just("enqueue"), st.tuples(_items)),
     st.tuples(st.just("reschedule"), st.tuples(_item_hashes, st.integers(0, 9), _ns)),
     st.tuples(st.just("dequeue"), st.tuples(_item_hashes)),
@@ -607,7 +628,8 @@ def run(store: SessionStore, script: Script) -> list[object]:
         try:
             with store.transaction() as tx:
                 for name, args in operations:
-                    seen.append(getattr(tx, name)(*args))
+                    keywords = args[-1] if args and isinstance(args[-1], dict) else {}
+                    seen.append(getattr(tx, name)(*args[: len(args) - bool(keywords)], **keywords))
                 seen.append(observe(tx))
                 if abort:
                     raise Abort
