@@ -89,6 +89,7 @@ from .runtime.events import (
 )
 from .runtime.inbox import Inbox
 from .runtime.outbox import OutboxPump
+from .runtime.sends import SendBatcher
 from .runtime.views import ChatMessage, ContactRequest, Device, Identity
 from .sessions import events as session_events
 from .sessions.accounts import create_account
@@ -186,6 +187,7 @@ class Messenger:
         self._inbox: Inbox | None = None
         self._pump: OutboxPump | None = None
         self._ticker = DatasyncTicker(self._engine, self._after_tick)
+        self._sends = SendBatcher(self._engine.send_texts, closed=lambda: MessengerClosed() if self._closed else None)
         self._connection: ConnectionSupervisor | None = None
         self._closed = False
         self._contacts: dict[bytes, Contact] = {c.identity: c for c in load_contacts(store)}
@@ -574,14 +576,17 @@ class Messenger:
         """Send ``text`` to a contact (name), a chat key (``zQ3…`` text or 33 bytes) or a :class:`Contact`.
 
         Returns once the message is committed to the outbox (state ``queued``); with ``wait``, once the relay
-        acknowledged it (``SendTimeout`` after ``timeout`` seconds: the message stays queued).
+        acknowledged it (``SendTimeout`` after ``timeout`` seconds: the message stays queued). Sends made
+        concurrently (several tasks, or ``asyncio.gather``) share store transactions: see
+        :mod:`engine.runtime.sends`.
         """
         self._check_open()
-        sent = self._engine.send_text(self._recipient(to), text)
+        sent = await self._sends.send(self._recipient(to), text)
         self._changed()
-        if wait:
-            await self.wait_sent(sent.message_id, timeout)
-        stored = self._store.message(sent.message_id)
+        if not wait:
+            return self._view(sent.stored)
+        await self.wait_sent(sent.message_id, timeout)
+        stored = self._store.message(sent.message_id)  # sent, or delivered already
         assert stored is not None
         return self._view(stored)
 

@@ -147,7 +147,8 @@ class SentMessage:
 
     ``recipients`` are the peer's installation ids the message was encrypted to (``("none",)`` on the
     DH-header path, readable by any installation of the peer); ``copies`` are this account's paired
-    installations that get a copy. ``envelope`` and ``copy_envelope`` are the outbox items' hashes.
+    installations that get a copy. ``envelope`` and ``copy_envelope`` are the outbox items' hashes;
+    ``stored`` is the message as the step stores it (state ``QUEUED``).
     """
 
     message_id: str
@@ -155,6 +156,7 @@ class SentMessage:
     copies: tuple[str, ...]
     envelope: bytes
     copy_envelope: bytes | None
+    stored: StoredMessage
 
     @property
     def forward_secret(self) -> bool:
@@ -466,13 +468,18 @@ class SessionCore:
         if peer == self.identity:
             raise UnusableRecipient("a 1:1 chat needs another account's chat key, not your own")
 
+    def check_text(self, peer: bytes, text: str) -> None:
+        """Raise what :meth:`send_text` would raise before changing anything (``EmptyText``, ``TextTooLong``,
+        ``UnusableRecipient``); anything it raises after that is a fault, not a refusal."""
+        validate_text(text)
+        self._check_recipient(peer)
+
     def send_text(self, peer: bytes, text: str, now_ns: int, entropy: Entropy) -> tuple[SentMessage, Step]:
         """Queue a text message to ``peer`` (33-byte key) and its copy to our paired installations.
 
         Returns what was sent and the step holding the stored message and the outbox items.
         """
-        validate_text(text)
-        self._check_recipient(peer)
+        self.check_text(peer, text)
         step = Step()
         inner = app.chat_message(clock=self._next_clock(step, peer, now_ns), timestamp=now_ns // NS_PER_MS,
                                  text=text, chat_id=app.key_id(peer), display_name=self._display_name(),
@@ -492,12 +499,13 @@ class SessionCore:
         if to_self is not None:
             copies = tuple(sorted(to_self.message.encrypted_message))
             copy_envelope = to_self.items[-1].envelope_hash
-        sent = SentMessage(wrapped.message_id, tuple(sorted(to_peer.message.encrypted_message)), copies,
-                           to_peer.items[-1].envelope_hash, copy_envelope)
-        step.messages.append(StoredMessage(wrapped.message_id, peer, self.identity, self.installation_id,
-                                           Direction.OUT, inner.text, inner.clock, inner.timestamp, now_ns,
-                                           sent.forward_secret, DeliveryState.QUEUED))
-        return sent
+        recipients = tuple(sorted(to_peer.message.encrypted_message))
+        stored = StoredMessage(wrapped.message_id, peer, self.identity, self.installation_id, Direction.OUT,
+                               inner.text, inner.clock, inner.timestamp, now_ns,
+                               NO_INSTALLATION_ID not in recipients, DeliveryState.QUEUED)
+        step.messages.append(stored)
+        return SentMessage(wrapped.message_id, recipients, copies, to_peer.items[-1].envelope_hash, copy_envelope,
+                           stored)
 
     def _sign(self, inner: ProtoMessage) -> bytes:
         return app.sign(inner, self.account.identity.private, self.identity).amm

@@ -223,9 +223,35 @@ class SessionEngine:
 
     def send_text(self, peer: bytes, text: str) -> SentMessage:
         """Store and queue a text message to ``peer`` (state ``QUEUED``); returns its id and fan-out."""
-        sent, step = self.core.send_text(peer, text, self.clock(), self.entropy)
-        self._commit(step)
+        sent = self.send_texts([(peer, text)])[0]
+        if isinstance(sent, SottovoceError):
+            raise sent
         return sent
+
+    def send_texts(self, messages: Sequence[tuple[bytes, str]]) -> list[SentMessage | SottovoceError]:
+        """:meth:`send_text` for several ``(peer, text)`` in one store transaction (group commit), in order.
+
+        A message the core refuses (``EmptyText``, ``TextTooLong``, ``UnusableRecipient``) gets its error in its
+        place and the others are sent. Any other failure, the commit's included, raises and sends none of them.
+        """
+        results: list[SentMessage | SottovoceError] = []
+        steps: list[tuple[Step, Extra | None]] = []
+        for peer, text in messages:
+            try:
+                self.core.check_text(peer, text)
+            except SottovoceError as exc:
+                results.append(exc)
+                continue
+            try:
+                sent, step = self.core.send_text(peer, text, self.clock(), self.entropy)
+            except BaseException:
+                self.core = SessionCore.load(self.store)  # the sends before it ran ahead of the store: undo them
+                raise
+            results.append(sent)
+            steps.append((step, None))
+        if steps:
+            self._commit_all(steps)
+        return results
 
     def tick(self) -> list[Event]:
         """Send what datasync has due now (acks, retransmissions); see :attr:`next_due_ns`."""

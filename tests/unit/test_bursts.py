@@ -1,6 +1,6 @@
 """Receiving a burst of envelopes in one store transaction (``SessionEngine.receive_many``) gives exactly what
 receiving them one by one gives: the same events, the same committed state, the same rejection counts; and a
-failed commit takes back the whole burst."""
+failed commit takes back the whole burst. Sends committed together (``send_texts``) are the same as sent one by one."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 
 from engine.sessions.events import EnvelopeRejected, Event, MessageReceived
 from engine.store.errors import DiskFull
-from tests.unit.test_session_engine import Clock, Relay, _flip, committed, talk
+from tests.unit.test_session_engine import Clock, Device, Relay, _flip, committed, talk
 
 
 def _world() -> tuple[Relay, list[bytes]]:
@@ -87,3 +87,85 @@ def test_a_burst_of_envelopes_that_do_not_parse_stores_nothing() -> None:
     events = bob.engine.receive_many([b"garbage", b"\x0a"])
     assert len(events) == 2 and all(isinstance(e, EnvelopeRejected) for e in events)
     assert commits == [0] and committed(bob.store) == before
+
+
+# --- sends committed together (SessionEngine.send_texts) -------------------------------------------------------
+
+
+def _conversation() -> tuple[Relay, Device, Device]:
+    relay = Relay(Clock())
+    alice, bob = relay.device("alice"), relay.device("bob")
+    talk(relay, alice, bob, "hello")
+    talk(relay, bob, alice, "hi")
+    return relay, alice, bob
+
+
+def test_sends_in_one_transaction_are_the_same_as_one_by_one() -> None:
+    _, alice, bob = _conversation()
+    sent = [alice.engine.send_text(bob.identity, f"message {n}") for n in range(5)]
+
+    relay2, alice2, bob2 = _conversation()
+    commits = [0]
+    alice2.store.commit_hook = lambda: commits.__setitem__(0, commits[0] + 1)
+    sent2 = alice2.engine.send_texts([(bob2.identity, f"message {n}") for n in range(5)])
+
+    assert commits == [1]
+    assert sent2 == sent
+    assert committed(alice2.store) == committed(alice.store)
+    for data in relay2.flush(alice2):
+        relay2.deliver(data)
+    assert bob2.texts()[-5:] == [f"message {n}" for n in range(5)]
+
+
+def test_a_refused_send_gets_its_error_and_the_others_are_sent() -> None:
+    _, alice, bob = _conversation()
+    results = alice.engine.send_texts([(bob.identity, "first"), (bob.identity, ""), (alice.identity, "to me"),
+                                       (bob.identity, "last")])
+    assert [type(r).__name__ for r in results] == ["SentMessage", "EmptyText", "UnusableRecipient", "SentMessage"]
+    texts = [m.text for m in alice.store.messages(bob.identity)]
+    assert texts[-2:] == ["first", "last"]
+
+
+def test_a_failed_commit_sends_none_of_the_batch() -> None:
+    _, alice, bob = _conversation()
+    before = committed(alice.store)
+    alice.store.fail_next_commit(DiskFull())
+    with pytest.raises(DiskFull):
+        alice.engine.send_texts([(bob.identity, "one"), (bob.identity, "two")])
+    assert committed(alice.store) == before
+    [sent] = alice.engine.send_texts([(bob.identity, "three")])
+    assert not isinstance(sent, Exception)
+    assert [m.text for m in alice.store.messages(bob.identity)][-1] == "three"
+
+
+def test_a_fault_inside_a_send_undoes_the_sends_before_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    _, alice, bob = _conversation()
+    before = committed(alice.store)
+    clock_before = dict(alice.engine.core.chat_clocks)
+    real = alice.engine.core.send_text
+    calls = [0]
+
+    def faulty(*args: object, **kwargs: object) -> object:
+        calls[0] += 1
+        if calls[0] == 2:
+            raise RuntimeError("a bug")
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(alice.engine.core, "send_text", faulty)
+    with pytest.raises(RuntimeError):
+        alice.engine.send_texts([(bob.identity, "one"), (bob.identity, "two")])
+    assert committed(alice.store) == before
+    assert alice.engine.core.chat_clocks == clock_before  # the in-memory core is the committed one again
+
+
+def test_an_arrival_processed_meanwhile_is_not_processed_again() -> None:
+    """``arrive`` checks the seen marks once; ``receive_arrivals`` asks the store again only if something was
+    committed since, and the same envelope twice in one burst is processed once."""
+    relay, alice, bob = _conversation()
+    _, envelopes = relay.send(alice, bob, "once")
+    [data] = [d for d in envelopes if bob in relay.subscribers(d)]
+    early, late = bob.engine.arrive(data), bob.engine.arrive(data)  # e.g. one parked by fairness, one live
+    shown = _shown(bob.engine.receive_arrivals([early, early]))
+    assert shown == ["once"]
+    assert _shown(bob.engine.receive_arrivals([late])) == []
+    assert bob.engine.arrive(data).opening is None  # seen now: not even opened
