@@ -40,6 +40,8 @@ class Arrival:
     opening: Opening | None
     hashes: tuple[bytes, bytes] = (b"", b"")
     """The Waku message hash and the hash of the exact bytes (the seen marks), when it parsed."""
+    checked_at: int = -1
+    """The engine's commit count when the store said these hashes were not seen (-1: not asked)."""
 
 
 Extra = Callable[[StoreWriter], None]
@@ -60,6 +62,8 @@ class SessionEngine:
         self.core = SessionCore.load(store)
         self.rejections: Counter[str] = Counter()
         """How many envelopes or messages were dropped, by error code."""
+        self._commits = 0
+        """Transactions this engine committed (the only writer of seen marks): see :attr:`Arrival.checked_at`."""
 
     @property
     def account(self) -> Account:
@@ -106,6 +110,7 @@ class SessionEngine:
         except BaseException:
             self.core = SessionCore.load(self.store)
             raise
+        self._commits += 1
         return self._committed(steps, duplicates, delivered)
 
     def _committed(self, steps: Sequence[tuple[Step, Extra | None]], duplicates: set[str],
@@ -151,7 +156,7 @@ class SessionEngine:
         hashes = envelope.hash(), sha256(data)
         if self._seen(hashes, set()):
             return Arrival(data, envelope, None, None, hashes)
-        return Arrival(data, envelope, None, self.core.open(envelope), hashes)
+        return Arrival(data, envelope, None, self.core.open(envelope), hashes, self._commits)
 
     def budget_key(self, arrival: Arrival) -> bytes | None:
         """Whose receive budget ``arrival`` counts against (:mod:`.fairness`): the sender if it is a contact,
@@ -177,8 +182,8 @@ class SessionEngine:
             return self._committed(steps, set(), [[] for _ in steps])
         return self._commit_all(steps)
 
-    def _seen(self, hashes: tuple[bytes, bytes], marked: set[bytes]) -> bool:
-        return any(h in marked or self.store.has_seen(h) for h in hashes)
+    def _seen(self, hashes: tuple[bytes, bytes], marked: set[bytes], *, ask_store: bool = True) -> bool:
+        return any(h in marked or (ask_store and self.store.has_seen(h)) for h in hashes)
 
     def _prepare(self, arrival: Arrival, marked: set[bytes]) -> tuple[Step, Extra | None] | None:
         """Run the core on one envelope: its step and how to remember the envelope as seen (None: an envelope
@@ -188,7 +193,9 @@ class SessionEngine:
             step = Step(consumed=False)
             step.reject(arrival.error or MalformedMessage())
             return step, None
-        if self._seen(arrival.hashes, marked):  # again: processed since it arrived, or earlier in this burst
+        # Again: processed since it arrived (the store is asked only if something was committed since then),
+        # or earlier in this burst.
+        if self._seen(arrival.hashes, marked, ask_store=arrival.checked_at != self._commits):
             return None
         now = self.clock()
         opening = arrival.opening
