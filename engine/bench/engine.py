@@ -7,9 +7,13 @@ transaction with the outbox item), the outbox pump (durable store, JetStream pub
 transaction), the receiver's inbox (JetStream push consumer, decrypt, one transaction), and the
 ``MessageReceived`` event. A message's latency runs from the ``send_text`` call to that event.
 
-* **one way**: Alice sends N messages to Bob as fast as the engine takes them, with at most :data:`WINDOW`
-  sent but not yet received (so the figure is a sustained rate and the latency includes that much queueing);
-  chain steps of the Double Ratchet only.
+* **one way**: Alice sends N messages to Bob as fast as the engine takes them, each ``send_text`` awaited
+  before the next (as a person's app sends), with at most :data:`WINDOW` sent but not yet received (so the
+  figure is a sustained rate and the latency includes that much queueing); chain steps of the Double Ratchet
+  only.
+* **concurrent**: the same, but sent as a bot sends a burst: each message a task of its own, at most
+  :data:`CONCURRENT_WINDOW` sent but not yet received. Sends made together share store transactions
+  (:mod:`engine.runtime.sends`), as the receiver's bursts already do.
 * **ping-pong**: N messages, each sent once the previous one was received, alternately by Alice and Bob; each
   decrypt performs a DH ratchet step. The latency here is one message alone in the system.
 
@@ -57,6 +61,8 @@ from .store import _text
 
 WINDOW = 256
 """One way: messages sent but not yet received, at most (the sender waits below it)."""
+CONCURRENT_WINDOW = 32
+"""Concurrent: messages sent (or being sent) but not yet received, at most."""
 PASSPHRASE = "sottovoce-bench"
 _CUSTODY = KeyCustody(scrypt=ScryptParams(n=2**10, r=8, p=1), environ={})
 """The profiles' key custody: a cheap scrypt (only opening is faster; the database is the same)."""
@@ -152,6 +158,8 @@ class EngineFigures:
 
     one_way: ProfileFigures
     ping_pong: ProfileFigures
+    concurrent: ProfileFigures
+    """One way again, the sends made concurrently (a bot's burst), :data:`CONCURRENT_WINDOW` in flight."""
     envelope_bytes: float
     """Mean size of the Waku envelopes the engine published."""
     fsync_us: float
@@ -166,14 +174,15 @@ class EngineFigures:
     """With ``two_processes``: the one-way scenario again, Bob's profile in a process of its own."""
 
     @property
-    def profiles(self) -> tuple[ProfileFigures, ProfileFigures]:
-        return self.one_way, self.ping_pong
+    def profiles(self) -> tuple[ProfileFigures, ProfileFigures, ProfileFigures]:
+        return self.one_way, self.ping_pong, self.concurrent
 
     def report_lines(self) -> list[str]:
         lines = [
             f"engine: two profiles on an embedded relay (127.0.0.1), whole engine per message (encrypt, envelope, "
             f"outbox commit, publish, receive, decrypt, store commit); mean envelope {self.envelope_bytes:.0f} B; "
-            f"best of {self.rounds} rounds",
+            f"best of {self.rounds} rounds; one way awaits each send, concurrent makes them together "
+            f"(at most {CONCURRENT_WINDOW} in flight: group commit)",
         ]
         for profile in self.profiles:
             lines.extend(profile.report_lines())
@@ -313,6 +322,10 @@ class _Pair:
     async def one_way(self, messages: int) -> Timing:
         return await send_one_way(self.alice, "bob", self.arrivals[id(self.bob)], self.texts(messages))
 
+    async def concurrent(self, messages: int) -> Timing:
+        return await send_one_way(self.alice, "bob", self.arrivals[id(self.bob)], self.texts(messages),
+                                  window=CONCURRENT_WINDOW, concurrent=True)
+
     async def ping_pong(self, messages: int) -> Timing:
         latencies: list[float] = []
         texts = self.texts(messages)
@@ -331,18 +344,29 @@ class _Pair:
         return sum(t.published_bytes for t in self.transports) / max(1, count)
 
 
-async def send_one_way(sender: Messenger, to: str, arrivals: _Arrivals, texts: list[str]) -> Timing:
-    """Send ``texts`` to ``to`` as fast as the engine takes them, at most :data:`WINDOW` not yet in ``arrivals``."""
+async def send_one_way(sender: Messenger, to: str, arrivals: _Arrivals, texts: list[str], *, window: int = WINDOW,
+                       concurrent: bool = False) -> Timing:
+    """Send ``texts`` to ``to`` as fast as the engine takes them, at most ``window`` not yet in ``arrivals``;
+    each send awaited before the next, or with ``concurrent`` each one a task of its own."""
     sent: dict[str, float] = {}
+    sending: list[asyncio.Task[None]] = []
     received_before = len(arrivals.at)
-    start = time.perf_counter()
-    for text in texts:
-        while len(sent) - (len(arrivals.at) - received_before) >= WINDOW:
-            arrivals.changed.clear()
-            await asyncio.wait_for(arrivals.changed.wait(), _RECEIVE_TIMEOUT_S)
+
+    async def send(text: str) -> None:
         at = time.perf_counter()
         sent[(await sender.send_text(to, text)).id] = at
-        await asyncio.sleep(0)  # let the pump and the inboxes run between sends, as they would in an app
+
+    start = time.perf_counter()
+    for issued, text in enumerate(texts):
+        while issued - (len(arrivals.at) - received_before) >= window:
+            arrivals.changed.clear()
+            await asyncio.wait_for(arrivals.changed.wait(), _RECEIVE_TIMEOUT_S)
+        if concurrent:
+            sending.append(asyncio.create_task(send(text)))
+        else:
+            await send(text)
+            await asyncio.sleep(0)  # let the pump and the inboxes run between sends, as they would in an app
+    await asyncio.gather(*sending)
     last = 0.0
     for message_id in sent:
         last = max(last, await arrivals.wait(message_id))
@@ -352,7 +376,7 @@ async def send_one_way(sender: Messenger, to: str, arrivals: _Arrivals, texts: l
 # --- the floors -------------------------------------------------------------------------------------------------
 
 
-async def _transport_floor(url: str, size: int, messages: int, *, pingpong: bool) -> Timing:
+async def _transport_floor(url: str, size: int, messages: int, *, pingpong: bool, window: int = WINDOW) -> Timing:
     """Bare JetStream: publish ``messages`` payloads of ``size`` bytes and receive them (see the module doc)."""
     import nats
     from nats.aio.msg import Msg
@@ -373,8 +397,9 @@ async def _transport_floor(url: str, size: int, messages: int, *, pingpong: bool
         subscriptions = [await js.subscribe(subject, cb=on_message, ordered_consumer=True,
                                             deliver_policy=api.DeliverPolicy.NEW) for subject in subjects]
         try:
-            return await (_floor_pingpong_run if pingpong else _floor_one_way_run)(js, subjects, size, messages,
-                                                                                   arrivals)
+            if pingpong:
+                return await _floor_pingpong_run(js, subjects, size, messages, arrivals)
+            return await _floor_one_way_run(js, subjects, size, messages, arrivals, window)
         finally:
             for subscription in subscriptions:
                 await subscription.unsubscribe()
@@ -388,8 +413,8 @@ def _payload(index: int, size: int, nonce: bytes) -> tuple[str, bytes]:
     return key, (key.encode() + nonce).ljust(size, b"\x5a")
 
 
-async def _floor_one_way_run(js: object, subjects: list[str], size: int, messages: int,
-                             arrivals: _Arrivals) -> Timing:
+async def _floor_one_way_run(js: object, subjects: list[str], size: int, messages: int, arrivals: _Arrivals,
+                             window: int) -> Timing:
     from nats.js import JetStreamContext
 
     assert isinstance(js, JetStreamContext)
@@ -406,7 +431,7 @@ async def _floor_one_way_run(js: object, subjects: list[str], size: int, message
 
     start = time.perf_counter()
     for index in range(messages):
-        while len(sent) - len(arrivals.at) >= WINDOW:
+        while len(sent) - len(arrivals.at) >= window:
             arrivals.changed.clear()
             await asyncio.wait_for(arrivals.changed.wait(), _RECEIVE_TIMEOUT_S)
         await in_flight.acquire()
@@ -493,21 +518,23 @@ async def _measure(directory: Path, url: str, messages: int, repeat: int,
         await pair.ping_pong(10)  # warm-up: X3DH, then both ratchets going
         await pair.one_way(min(messages, 100))
         size = round(pair.envelope_bytes)
-        engine: dict[str, list[Timing]] = {"one way": [], "ping-pong": []}
-        transport: dict[str, list[Timing]] = {"one way": [], "ping-pong": []}
-        ratchet = {"one way": float("inf"), "ping-pong": float("inf")}
+        engine: dict[str, list[Timing]] = {"one way": [], "ping-pong": [], "concurrent": []}
+        transport: dict[str, list[Timing]] = {"one way": [], "ping-pong": [], "concurrent": []}
+        ratchet = {"one way": float("inf"), "ping-pong": float("inf"), "concurrent": float("inf")}
         commit = float("inf")
         published_before = sum(t.published for t in pair.transports)
         durable_before = _durable_count(pair)
         runs: dict[str, tuple[Callable[[int], Awaitable[Timing]], bool, Callable[[int], float]]] = {
             "one way": (pair.one_way, False, _floor_burst),
             "ping-pong": (pair.ping_pong, True, _floor_pingpong),
+            "concurrent": (pair.concurrent, False, _floor_burst),
         }
         for round_ in range(repeat):
             for name, (profile, pingpong, ratchet_floor) in runs.items():
                 progress(f"round {round_ + 1}/{repeat}: {name}")
                 engine[name].append(await profile(messages))
-                transport[name].append(await _transport_floor(url, size, messages, pingpong=pingpong))
+                window = CONCURRENT_WINDOW if name == "concurrent" else WINDOW
+                transport[name].append(await _transport_floor(url, size, messages, pingpong=pingpong, window=window))
                 ratchet[name] = min(ratchet[name], ratchet_floor(messages))
             commit = min(commit, _commit_floor(directory, size, messages))
         published = sum(t.published for t in pair.transports) - published_before
@@ -516,7 +543,8 @@ async def _measure(directory: Path, url: str, messages: int, repeat: int,
         signatures = min(_signatures_us(messages) for _ in range(repeat))
         profiles = {name: ProfileFigures(name, _best(engine[name]), _best(transport[name]), ratchet[name], commit)
                     for name in runs}
-        return EngineFigures(profiles["one way"], profiles["ping-pong"], pair.envelope_bytes, fsync,
+        return EngineFigures(profiles["one way"], profiles["ping-pong"], profiles["concurrent"], pair.envelope_bytes,
+                             fsync,
                              durable / max(1, published), repeat, signatures)
     finally:
         await pair.close()

@@ -17,7 +17,7 @@ PROFILE_KEYS = {
     "transport_floor_p50_ms", "transport_floor_p99_ms", "ratchet_floor_us", "commit_floor_us", "floor_us", "ratio",
 }  # fmt: skip
 EXPECTED_KEYS = {"rounds", "envelope_bytes", "fsync_us", "durable_per_message", "signatures_us"} | {
-    f"{profile}_{key}" for profile in ("one_way", "ping_pong") for key in PROFILE_KEYS
+    f"{profile}_{key}" for profile in ("one_way", "ping_pong", "concurrent") for key in PROFILE_KEYS
 }
 
 
@@ -27,8 +27,9 @@ def test_bench_engine_reports_every_figure(capsys: pytest.CaptureFixture[str]) -
     figures = json.loads(lines[-1])
     assert set(figures) == EXPECTED_KEYS
     assert figures["rounds"] == 1
-    assert figures["one_way_messages"] == figures["ping_pong_messages"] == 20
+    assert figures["one_way_messages"] == figures["ping_pong_messages"] == figures["concurrent_messages"] == 20
     for name, value in figures.items():
         assert isinstance(value, int | float) and value > 0, name
     assert lines[0].startswith("engine:")
-    assert any("one way:" in line for line in lines) and any("ping-pong:" in line for line in lines)
+    for name in ("one way:", "ping-pong:", "concurrent:"):
+        assert any(name in line for line in lines), name

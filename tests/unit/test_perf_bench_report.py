@@ -18,6 +18,7 @@ def _profile(name: str, engine_us: float, transport_us: float, ratchet_us: float
 def _figures() -> EngineFigures:
     return EngineFigures(_profile("one way", 1000.0, 40.0, 20.0, 140.0),
                          _profile("ping-pong", 1800.0, 150.0, 90.0, 160.0),
+                         _profile("concurrent", 800.0, 40.0, 20.0, 140.0),
                          envelope_bytes=1150.0, fsync_us=140.0, durable_per_message=0.5, rounds=3,
                          signatures_us=100.0)
 
@@ -37,7 +38,7 @@ def test_the_extra_figure_adds_the_signatures_to_the_floor_and_says_so() -> None
     lines = figures.report_lines()
     extra = [line for line in lines if "extra figure" in line]
     assert len(extra) == 1 and "not the issue's ratio" in extra[0]
-    found = dict(re.findall(r"(one way|ping-pong) (\d+\.\d+)x", extra[0]))
+    found = dict(re.findall(r"(one way|ping-pong|concurrent) (\d+\.\d+)x", extra[0]))
     for profile in figures.profiles:
         expected = profile.engine.per_message_us / (profile.floor_us + figures.signatures_us)
         assert found[profile.name] == f"{expected:.2f}"
