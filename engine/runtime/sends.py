@@ -33,7 +33,8 @@ class SendBatcher:
         self._closed = closed
         """Why nothing can be sent any more (the messenger closed), or None."""
         self._pending: list[tuple[bytes, str, asyncio.Future[SentMessage]]] = []
-        self._scheduled = False
+        self._scheduled_on: asyncio.AbstractEventLoop | None = None
+        """The loop a commit is scheduled on (a loop that ended before running it must not block the next)."""
 
     async def send(self, peer: bytes, text: str) -> SentMessage:
         """Queue ``text`` to ``peer``; returns once it is committed (raises what refused it). A send cancelled
@@ -41,17 +42,20 @@ class SendBatcher:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[SentMessage] = loop.create_future()
         self._pending.append((peer, text, future))
-        if not self._scheduled:
-            self._scheduled = True
+        if self._scheduled_on is not loop:
+            self._scheduled_on = loop
             loop.call_soon(self._commit)
         return await future
 
     def _commit(self) -> None:
-        batch = [entry for entry in self._pending[:MAX_BATCH] if not entry[2].cancelled()]
+        loop = asyncio.get_running_loop()
+        # A send whose loop ended before its batch was committed has no caller left: it is dropped, not sent.
+        batch = [entry for entry in self._pending[:MAX_BATCH]
+                 if not entry[2].cancelled() and entry[2].get_loop() is loop]
         del self._pending[:MAX_BATCH]
-        self._scheduled = bool(self._pending)
-        if self._scheduled:
-            asyncio.get_running_loop().call_soon(self._commit)
+        self._scheduled_on = loop if self._pending else None
+        if self._pending:
+            loop.call_soon(self._commit)
         if not batch:
             return
         refused = self._closed()

@@ -125,3 +125,22 @@ def test_nothing_is_sent_once_closed() -> None:
 
     asyncio.run(main())
     assert engine.batches == []
+
+
+def test_a_loop_that_ended_with_a_batch_pending_does_not_block_the_next() -> None:
+    engine = FakeEngine()
+    batcher = engine.batcher()
+    old = asyncio.new_event_loop()
+    try:
+        lost = old.create_task(batcher.send(b"peer", "lost"))
+        old.call_soon(old.stop)  # runs the send's first step, then stops before its batch is committed
+        old.run_forever()
+        assert not lost.done()
+    finally:
+        old.close()
+
+    async def main() -> Any:
+        return await asyncio.wait_for(batcher.send(b"peer", "next"), 5)
+
+    assert asyncio.run(main()) == "sent next"
+    assert engine.batches == [["next"]]  # the send of the loop that ended has no caller: not sent
