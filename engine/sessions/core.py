@@ -160,7 +160,8 @@ class SentMessage:
 
     @property
     def forward_secret(self) -> bool:
-        return NO_INSTALLATION_ID not in self.recipients
+        """Encrypted through the Double Ratchet to named installations (not the DH-header path)."""
+        return self.stored.forward_secret
 
 
 @dataclass(frozen=True, slots=True)
