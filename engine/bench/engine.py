@@ -258,6 +258,13 @@ class _Arrivals:
             waiter.set_result(now)
         self.changed.set()
 
+    async def room(self, sent: int, window: int, *, received_before: int = 0) -> None:
+        """Return once fewer than ``window`` of ``sent`` messages are still to arrive (counting the arrivals
+        after the first ``received_before``)."""
+        while sent - (len(self.at) - received_before) >= window:
+            self.changed.clear()
+            await asyncio.wait_for(self.changed.wait(), _RECEIVE_TIMEOUT_S)
+
     async def wait(self, message_id: str) -> float:
         if message_id in self.at:
             return self.at[message_id]
@@ -358,9 +365,7 @@ async def send_one_way(sender: Messenger, to: str, arrivals: _Arrivals, texts: l
 
     start = time.perf_counter()
     for issued, text in enumerate(texts):
-        while issued - (len(arrivals.at) - received_before) >= window:
-            arrivals.changed.clear()
-            await asyncio.wait_for(arrivals.changed.wait(), _RECEIVE_TIMEOUT_S)
+        await arrivals.room(issued, window, received_before=received_before)
         if concurrent:
             sending.append(asyncio.create_task(send(text)))
         else:
@@ -431,9 +436,7 @@ async def _floor_one_way_run(js: object, subjects: list[str], size: int, message
 
     start = time.perf_counter()
     for index in range(messages):
-        while len(sent) - len(arrivals.at) >= window:
-            arrivals.changed.clear()
-            await asyncio.wait_for(arrivals.changed.wait(), _RECEIVE_TIMEOUT_S)
+        await arrivals.room(len(sent), window)
         await in_flight.acquire()
         key, payload = _payload(index, size, nonce)
         sent[key] = time.perf_counter()
