@@ -41,8 +41,6 @@ class _Tables:
     """By id, in insertion order (never re-inserted, so that is the sequence order)."""
     outbox: dict[bytes, OutboxItem] = field(default_factory=dict)
     """By envelope hash, in sequence order (rescheduling replaces a value in place)."""
-    last_outbox_sequence: int = 0
-    """Never reused, like SQLite's ``AUTOINCREMENT``; a discarded transaction takes none."""
 
 
 class _MemoryReader(StoreReader):
@@ -180,14 +178,15 @@ class _MemoryWriter(_MemoryReader, StoreWriter):
         envelope_hash = bytes(item.envelope_hash)
         if envelope_hash in tables.outbox:
             return
-        tables.last_outbox_sequence += 1
+        # One above the highest present, as SQLite numbers a rowid: a discarded transaction takes none.
+        sequence = next(reversed(tables.outbox.values())).sequence + 1 if tables.outbox else 1
         tables.outbox = self._own(tables.outbox)
         tables.outbox[envelope_hash] = dataclasses.replace(
             item,
             envelope_hash=envelope_hash,
             topic=bytes(item.topic),
             waku_message=bytes(item.waku_message),
-            sequence=tables.last_outbox_sequence,
+            sequence=sequence,
         )
 
     def reschedule(self, envelope_hash: bytes, attempts: int, next_attempt_ns: int) -> None:

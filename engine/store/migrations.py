@@ -80,6 +80,62 @@ MIGRATIONS: tuple[Migration, ...] = (
         ) STRICT;
         """,
     ),
+    Migration(
+        3,
+        "fewer_pages_per_write",
+        # A send wrote about 12.6 pages of 4 KB, each encrypted and authenticated on commit. Two causes go here:
+        # - protocol_records WITHOUT ROWID kept each row in the key's place: a 500-byte datasync record under a
+        #   random 32-byte key landed on a random leaf of seven rows and split it often, and a value over about
+        #   1 KB (an index b-tree's local limit) spilled to overflow pages. As a rowid table new rows are appended
+        #   and only the small (kind, key) index entry lands at random; values up to about 4 KB stay local.
+        # - AUTOINCREMENT rewrote sqlite_sequence on every insert. Without it a new sequence is still above every
+        #   row present: messages are never deleted, so theirs are never reused, and outbox order only compares
+        #   the rows present.
+        """
+        CREATE TABLE protocol_records_v3 (
+            kind  TEXT NOT NULL,
+            key   BLOB NOT NULL,
+            value BLOB NOT NULL,
+            UNIQUE (kind, key)
+        ) STRICT;
+        INSERT INTO protocol_records_v3 (kind, key, value) SELECT kind, key, value FROM protocol_records;
+        DROP TABLE protocol_records;
+        ALTER TABLE protocol_records_v3 RENAME TO protocol_records;
+
+        CREATE TABLE messages_v3 (
+            sequence            INTEGER PRIMARY KEY,
+            message_id          TEXT NOT NULL UNIQUE,
+            chat                BLOB NOT NULL,
+            author              BLOB NOT NULL,
+            author_installation TEXT NOT NULL,
+            direction           TEXT NOT NULL,
+            text                TEXT NOT NULL,
+            clock               INTEGER NOT NULL,
+            timestamp_ms        INTEGER NOT NULL,
+            received_ns         INTEGER NOT NULL,
+            forward_secret      INTEGER NOT NULL CHECK (forward_secret IN (0, 1)),
+            state               TEXT NOT NULL
+        ) STRICT;
+        INSERT INTO messages_v3 SELECT * FROM messages;
+        DROP TABLE messages;
+        ALTER TABLE messages_v3 RENAME TO messages;
+        CREATE INDEX messages_by_chat ON messages (chat, sequence);
+
+        CREATE TABLE outbox_v3 (
+            sequence        INTEGER PRIMARY KEY,
+            envelope_hash   BLOB NOT NULL UNIQUE,
+            topic           BLOB NOT NULL,
+            waku_message    BLOB NOT NULL,
+            message_id      TEXT,
+            created_ns      INTEGER NOT NULL,
+            attempts        INTEGER NOT NULL,
+            next_attempt_ns INTEGER NOT NULL
+        ) STRICT;
+        INSERT INTO outbox_v3 SELECT * FROM outbox;
+        DROP TABLE outbox;
+        ALTER TABLE outbox_v3 RENAME TO outbox;
+        """,
+    ),
 )
 
 

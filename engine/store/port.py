@@ -71,7 +71,8 @@ class OutboxItem:
 
     ``envelope_hash`` (the Waku message hash) is its key and its de-duplication id on the relay;
     ``message_id`` names the chat message it carries, if any, so its state can become ``SENT``.
-    Items are returned oldest first (``sequence``, assigned by the store, increasing).
+    Items are returned oldest first (``sequence``, assigned by the store: one above every item present, so it
+    orders the queue; once the newest items are dequeued their numbers may be given again).
     """
 
     envelope_hash: bytes

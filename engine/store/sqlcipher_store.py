@@ -1,8 +1,8 @@
 """The session store in a profile's SQLCipher database (tables of migration 2, ``meta`` of migration 1).
 
 Writes go through the :class:`~engine.store.database.Transaction` of one ``BEGIN IMMEDIATE … COMMIT`` block;
-reads outside a transaction use :meth:`Database.query`. Store sequences (message order, outbox order) are
-``AUTOINCREMENT`` keys: never reused, and a rolled-back insert takes none.
+reads outside a transaction use :meth:`Database.query`. Store sequences (message order, outbox order) are rowids:
+one above every row present, and a rolled-back insert takes none (no ``AUTOINCREMENT``: migration 3 says why).
 """
 
 from __future__ import annotations

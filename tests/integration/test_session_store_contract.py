@@ -352,12 +352,14 @@ def test_outbox_due_filter_reschedule_and_dequeue(store: SessionStore) -> None:
     assert [i.envelope_hash for i in store.outbox(due_ns=20)] == [hashes[2]]
     assert [i.envelope_hash for i in store.outbox(due_ns=25)] == [hashes[1], hashes[2]]  # order kept
 
-    last_sequence = store.outbox()[-1].sequence
-    assert write(store, lambda tx: tx.dequeue(hashes[3])) is True
-    assert write(store, lambda tx: tx.dequeue(hashes[3])) is False
+    assert write(store, lambda tx: tx.dequeue(hashes[2])) is True
+    assert write(store, lambda tx: tx.dequeue(hashes[2])) is False
     write(store, lambda tx: tx.enqueue(item(4)))
-    assert store.outbox()[-1].sequence > last_sequence  # a removed item's sequence is not reused
-    assert [i.envelope_hash for i in store.outbox()] == [hashes[1], hashes[2], item(4).envelope_hash]
+    assert [i.envelope_hash for i in store.outbox()] == [hashes[1], hashes[3], item(4).envelope_hash]
+    assert [i.sequence for i in store.outbox()] == [1, 3, 4]  # one above every item present
+    write(store, lambda tx: [tx.dequeue(item(n).envelope_hash) for n in (3, 4)])
+    write(store, lambda tx: tx.enqueue(item(5)))
+    assert [(i.envelope_hash, i.sequence) for i in store.outbox()] == [(hashes[1], 1), (item(5).envelope_hash, 2)]
 
 
 # --- transactions -----------------------------------------------------------------------------------------------
@@ -476,6 +478,34 @@ def test_make_durable_keeps_what_is_committed_and_is_refused_inside_a_transactio
 # --- SQLCipher only ---------------------------------------------------------------------------------------------
 
 
+def test_migration_3_keeps_every_row_and_its_order(tmp_path: Path) -> None:
+    """A profile made before migration 3 (records WITHOUT ROWID, AUTOINCREMENT sequences) reads the same after it,
+    and what is written next still comes after what was there."""
+    path, key = tmp_path / "store.db", os.urandom(32)
+    old = SqlCipherSessionStore(Database.open(path, key, create=True, migrations=MIGRATIONS[:2]))
+    write(old, populate)
+    write(old, write_everything)
+    write(old, lambda tx: [tx.add_message(message(n, BOB if n % 2 else ALICE)) for n in (3, 4, 5)])
+    write(old, lambda tx: [tx.put_record("b", os.urandom(32), os.urandom(600)) for _ in range(40)])
+    before, extra = observe(old), list(old.records("b"))
+    old.close()
+
+    store = SqlCipherSessionStore(Database.open(path, key))
+    try:
+        assert store.database.schema_version == 3
+        assert observe(store) == before and list(store.records("b")) == extra
+        write(store, lambda tx: (tx.add_message(message(6, BOB)), tx.enqueue(item(7))))
+        assert [m.message_id for m in store.messages(BOB)][-1] == message_id(6)
+        assert store.outbox()[-1].envelope_hash == item(7).envelope_hash
+        write(store, lambda tx: tx.put_record("b", b"k2", b"again"))
+        assert store.record("b", b"k2") == b"again"
+        # what the migration is for: no sequence counter rewritten per insert, records kept in rowid order
+        assert store.database.query("SELECT name FROM sqlite_sequence") == []
+        assert len(store.database.query("SELECT rowid FROM protocol_records")) == len(extra) + 3
+    finally:
+        store.close()
+
+
 def test_sqlcipher_store_persists_across_close_and_reopen(tmp_path: Path) -> None:
     path, key = tmp_path / "store.db", os.urandom(32)
     store = SqlCipherSessionStore(Database.open(path, key, create=True))
@@ -488,7 +518,7 @@ def test_sqlcipher_store_persists_across_close_and_reopen(tmp_path: Path) -> Non
         assert observe(reopened) == before
         last_sequence = reopened.outbox()[-1].sequence
         write(reopened, lambda tx: tx.enqueue(item(6)))
-        assert reopened.outbox()[-1].sequence == last_sequence + 2  # item 2 took one before it was dequeued
+        assert reopened.outbox()[-1].sequence == last_sequence + 1
     finally:
         reopened.close()
 

@@ -190,7 +190,7 @@ NEXT = Migration(LATEST + 1, "notes", "CREATE TABLE notes (id INTEGER PRIMARY KE
 def test_migrations_are_applied_once_and_recorded(tmp_path: Path) -> None:
     path = tmp_path / "a.db"
     with Database.open(path, KEY, create=True) as db:
-        assert db.schema_version == LATEST == 2
+        assert db.schema_version == LATEST == 3
     with Database.open(path, KEY) as db:
         assert [row[:2] for row in db.query("SELECT version, name FROM schema_version")] == APPLIED
     with Database.open(path, KEY, migrations=[*MIGRATIONS, NEXT]) as db:
