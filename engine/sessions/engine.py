@@ -183,7 +183,7 @@ class SessionEngine:
         return self._commit_all(steps)
 
     def _seen(self, hashes: tuple[bytes, bytes], marked: set[bytes], *, ask_store: bool = True) -> bool:
-        return any(h in marked or (ask_store and self.store.has_seen(h)) for h in hashes)
+        return any(h in marked for h in hashes) or (ask_store and self.store.has_seen(*hashes))
 
     def _prepare(self, arrival: Arrival, marked: set[bytes]) -> tuple[Step, Extra | None] | None:
         """Run the core on one envelope: its step and how to remember the envelope as seen (None: an envelope

@@ -61,8 +61,9 @@ class _MemoryReader(StoreReader):
     def cursor(self, name: str) -> int | None:
         return self._tables().cursors.get(name)
 
-    def has_seen(self, envelope_hash: bytes) -> bool:
-        return bytes(envelope_hash) in self._tables().seen
+    def has_seen(self, *envelope_hashes: bytes) -> bool:
+        seen = self._tables().seen
+        return any(bytes(envelope_hash) in seen for envelope_hash in envelope_hashes)
 
     def message(self, message_id: str) -> StoredMessage | None:
         return self._tables().messages.get(message_id)

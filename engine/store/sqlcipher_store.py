@@ -103,8 +103,11 @@ class _SqlReader(StoreReader):
         row = self._one("SELECT value FROM cursors WHERE name = ?", (name,))
         return None if row is None else int(row[0])
 
-    def has_seen(self, envelope_hash: bytes) -> bool:
-        return self._one("SELECT 1 FROM seen_envelopes WHERE hash = ?", (envelope_hash,)) is not None
+    def has_seen(self, *envelope_hashes: bytes) -> bool:
+        if not envelope_hashes:
+            return False
+        marks = ", ".join("?" * len(envelope_hashes))
+        return self._one(f"SELECT 1 FROM seen_envelopes WHERE hash IN ({marks}) LIMIT 1", envelope_hashes) is not None
 
     def message(self, message_id: str) -> StoredMessage | None:
         row = self._one(f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE message_id = ?", (message_id,))

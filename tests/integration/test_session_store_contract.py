@@ -107,6 +107,7 @@ def observe(reader: StoreReader) -> dict[str, object]:
         "meta": [reader.meta(key) for key in ("m1", "m2")],
         "cursors": [reader.cursor(name) for name in ("c1", "c2")],
         "seen": [reader.has_seen(h) for h in (b"h1", b"h2", b"h3")],
+        "seen_any": [reader.has_seen(*hs) for hs in ((), (b"h3", b"h1"), (b"h2", b"h3"), (b"h3", b"h4"))],
         "message": [reader.message(message_id(n)) for n in range(6)],
         "messages": [reader.messages(chat, limit=limit) for chat in (ALICE, BOB) for limit in (None, 0, 2)],
         "message_count": reader.message_count(),
