@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import time
 from collections.abc import Callable
 
@@ -25,16 +26,23 @@ class DatasyncTicker:
         self.engine = engine
         self._after_tick = after_tick
         self._wake = asyncio.Event()
+        self._asleep_until: float | None = None
+        """When the sleeping loop looks again by itself (``inf``: only when woken); None before it first sleeps."""
 
     def wake(self) -> None:
-        """Something was sent or received: the next due time may have moved closer."""
-        self._wake.set()
+        """Something was sent or received: wake the loop if that made something due before it would look again.
+
+        (A due time that moved later needs no wake: the loop wakes at the earlier time and sleeps again.)"""
+        due = self.engine.next_due_ns
+        if due is not None and (self._asleep_until is None or due < self._asleep_until):
+            self._wake.set()
 
     async def run(self) -> None:
         while True:
             due = self.engine.next_due_ns
             delay = None if due is None else (due - time.time_ns()) / NS_PER_S
             if delay is None or delay > 0:
+                self._asleep_until = math.inf if due is None else due
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), delay)
                 self._wake.clear()
