@@ -4,8 +4,9 @@ extra figure with the protocol's mandated signatures added to the floor is print
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
-from engine.bench.engine import EngineFigures, ProfileFigures, Timing
+from engine.bench.engine import EngineFigures, ProfileFigures, Timing, commits_needed
 
 
 def _profile(name: str, engine_us: float, transport_us: float, ratchet_us: float, commit_us: float) -> ProfileFigures:
@@ -43,3 +44,14 @@ def test_the_extra_figure_adds_the_signatures_to_the_floor_and_says_so() -> None
         expected = profile.engine.per_message_us / (profile.floor_us + figures.signatures_us)
         assert found[profile.name] == f"{expected:.2f}"
     assert any("2 signatures and 2 recoveries" in line for line in lines)
+
+
+def test_the_least_any_engine_could_take_counts_the_commits_each_scenario_needs_and_the_signatures() -> None:
+    figures = _figures()
+    profiles = [replace(p, commits_needed=commits_needed(p.name)) for p in figures.profiles]
+    figures = replace(figures, one_way=profiles[0], ping_pong=profiles[1], concurrent=profiles[2])
+    line = next(line for line in figures.report_lines() if line.strip().startswith("least any engine"))
+    found = dict(re.findall(r"(one way|ping-pong|concurrent) (\d+\.\d+) us = (?:\d+\.\d+)x", line))
+    # one way: the floor (one commit) + signatures; ping-pong: a second commit; concurrent: 1/32 of one
+    assert found == {"one way": "300.0", "ping-pong": "660.0", "concurrent": f"{60 + 140 / 32 + 100:.1f}"}
+    assert figures.as_dict()["ping_pong_least_us"] == 660.0
