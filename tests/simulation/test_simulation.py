@@ -240,7 +240,7 @@ def test_not_saving_the_protocol_state_breaks_durable_or_in_sync(monkeypatch: py
 
 
 def test_forgetting_seen_envelopes_breaks_in_sync(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_MemoryReader, "has_seen", lambda self, envelope_hash: False)
+    monkeypatch.setattr(_MemoryReader, "has_seen", lambda self, *envelope_hashes: False)
     _, failure = first_failure("in sync")
     assert "message_key_deleted" in failure  # a replay reached the ratchet
 
@@ -252,7 +252,7 @@ def test_forgetting_seen_envelopes_and_stored_ids_breaks_exactly_once(monkeypatc
         add_message(self, message)
         return True
 
-    monkeypatch.setattr(_MemoryReader, "has_seen", lambda self, envelope_hash: False)
+    monkeypatch.setattr(_MemoryReader, "has_seen", lambda self, *envelope_hashes: False)
     monkeypatch.setattr(_MemoryWriter, "add_message", add_message_always_new)
     _, failure = first_failure("exactly once")
     assert "twice" in failure

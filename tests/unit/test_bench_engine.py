@@ -15,6 +15,7 @@ pytestmark = [requires_nats, pytest.mark.timeout(120)]
 PROFILE_KEYS = {
     "messages", "msg_per_s", "us_per_msg", "p50_ms", "p99_ms", "transport_floor_us", "transport_floor_msg_per_s",
     "transport_floor_p50_ms", "transport_floor_p99_ms", "ratchet_floor_us", "commit_floor_us", "floor_us", "ratio",
+    "least_us",
 }  # fmt: skip
 EXPECTED_KEYS = {"rounds", "envelope_bytes", "fsync_us", "durable_per_message", "signatures_us"} | {
     f"{profile}_{key}" for profile in ("one_way", "ping_pong", "concurrent") for key in PROFILE_KEYS
