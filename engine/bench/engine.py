@@ -122,6 +122,11 @@ class ProfileFigures:
     """Store commits per message that any engine needs here (the floor counts one): see :func:`commits_needed`."""
 
     @property
+    def key(self) -> str:
+        """The prefix of this profile's JSON figures (``one_way``, ``ping_pong``, ``concurrent``)."""
+        return self.name.replace("-", "_").replace(" ", "_")
+
+    @property
     def floor_us(self) -> float:
         return self.transport.per_message_us + self.ratchet_floor_us + self.commit_floor_us
 
@@ -145,7 +150,7 @@ class ProfileFigures:
         ]
 
     def as_dict(self) -> dict[str, float | int]:
-        e, t, p = self.engine, self.transport, self.name.replace("-", "_").replace(" ", "_")
+        e, t, p = self.engine, self.transport, self.key
         return {
             f"{p}_messages": e.messages,
             f"{p}_msg_per_s": round(e.rate, 1),
@@ -232,8 +237,7 @@ class EngineFigures:
                                            "signatures_us": round(self.signatures_us, 2)}
         for profile in self.profiles:
             figures.update(profile.as_dict())
-            key = profile.name.replace("-", "_").replace(" ", "_")
-            figures[f"{key}_least_us"] = round(profile.least_us(self.signatures_us), 2)
+            figures[f"{profile.key}_least_us"] = round(profile.least_us(self.signatures_us), 2)
         if self.two_processes is not None:
             t = self.two_processes
             figures.update({"two_processes_one_way_msg_per_s": round(t.rate, 1),
